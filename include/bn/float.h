@@ -1,0 +1,36 @@
+/*
+ * bn/float.h: float32 to text and back, exactly and independent of locale.
+ *
+ * Formatting gives the shortest decimal that reads back as the same float32,
+ * spelled as Python's repr spells a float ("1.0", "-0.99998", "1e-05",
+ * "3.4028235e+38"), so that what a client sent as x.tolist() comes back
+ * looking the same. Parsing takes the JSON number grammar only and rounds
+ * correctly to float32.
+ */
+#ifndef BN_FLOAT_H
+#define BN_FLOAT_H
+
+#include <stddef.h>
+
+#include "bn/error.h"
+
+/* Enough for any float32 in the format above, with its NUL. */
+#define BN_FLOAT_STR_MAX 24
+
+/*
+ * Write the shortest round-tripping text of a finite v into out, NUL-terminated.
+ * Returns its length. NaN and infinities are the caller's to refuse first;
+ * they are written as "NaN", "Infinity", "-Infinity" (not JSON).
+ */
+size_t bn_float_format(float v, char out[BN_FLOAT_STR_MAX]);
+
+/*
+ * Parse exactly s[0..len) as a JSON number into a correctly rounded float32.
+ * -EBADMSG (BN_E_INVALID_JSON) when it is not a JSON number; -EINVAL
+ * (BN_E_OUT_OF_RANGE, "value 1e39 is beyond float32") when it rounds to
+ * infinity. Values that underflow become zero or subnormal, as strtof does.
+ * *ret is written only on success.
+ */
+int bn_float_parse(const char *s, size_t len, float *ret, struct bn_error *err);
+
+#endif

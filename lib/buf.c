@@ -1,0 +1,2 @@
+/* buf.c: not written yet. */
+typedef int bn_buf_unwritten;

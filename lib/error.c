@@ -1,0 +1,2 @@
+/* error.c: not written yet. */
+typedef int bn_error_unwritten;

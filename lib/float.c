@@ -1,0 +1,2 @@
+/* float.c: not written yet. */
+typedef int bn_float_unwritten;

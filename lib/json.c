@@ -1,0 +1,2 @@
+/* json.c: not written yet. */
+typedef int bn_json_unwritten;

@@ -1,0 +1,2 @@
+/* npy.c: not written yet. */
+typedef int bn_npy_unwritten;

@@ -1,0 +1,39 @@
+# scripts/common.sh: what scripts/run and scripts/test share. Sourced, not run.
+#
+# Both must work on a fresh Debian 12 machine: they install the Debian
+# packages that are missing (with sudo when not root), set up the meson
+# build directory if it is not there yet, and compile.
+
+bn_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# What building the daemon and running the unit and integration tests need.
+bn_build_packages=(
+	meson ninja-build gcc pkg-config
+	libmicrohttpd-dev libjansson-dev libsqlite3-dev libcurl4-openssl-dev
+)
+
+bn_log() { printf '%s: %s\n' "${0##*/}" "$*" >&2; }
+
+# bn_need_packages PKG...: apt-get install those not installed yet.
+bn_need_packages() {
+	local missing=() p
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	local sudo=()
+	[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+	bn_log "installing ${missing[*]}"
+	"${sudo[@]}" apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# bn_build DIR [MESON-SETUP-ARGS...]: set up DIR if needed, then compile it.
+bn_build() {
+	local dir=$1
+	shift
+	if [ ! -f "$dir/build.ninja" ]; then
+		meson setup "$dir" "$bn_root" "$@" >/dev/null
+	fi
+	meson compile -C "$dir" >/dev/null
+}
