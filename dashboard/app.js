@@ -236,10 +236,13 @@
 
   /*
    * A frame with axes: returns the svg and the x/y mappers. The drawing is
-   * 640 wide in its own units and scales to the width of its box.
+   * 640 (phone: 360) wide in its own units and scales to the width of its box.
    */
+  const narrow = window.matchMedia('(max-width: 820px)');
+
   function frame(opts) {
-    const W = 640, H = opts.height || 240, L = 64, R = 14, T = 14, B = 42;
+    /* On a phone the drawing is narrower in its own units, so its text stays readable when scaled down. */
+    const W = narrow.matches ? 360 : 640, H = opts.height || (narrow.matches ? 210 : 240), L = 60, R = 12, T = 14, B = 42;
     const [ylo, yhi] = opts.y;
     const [xlo, xhi] = opts.x;
     const sx = (v) => L + (xhi === xlo ? 0.5 : (v - xlo) / (xhi - xlo)) * (W - L - R);
@@ -305,7 +308,7 @@
     const C = values.length;
     const f = frame({ label: name + ' per channel', x: [-0.5, C - 0.5], y: range(values, true),
       xlabel: 'channel', ylabel: name, xticks: channelTicks(C) });
-    const w = Math.max(0.6, (f.sx(1) - f.sx(0)) * 0.7);
+    const w = Math.min(48, Math.max(0.6, (f.sx(1) - f.sx(0)) * 0.7));
     const g = svg('g', { class: 'bars', 'data-series': name, fill: color });
     const y0 = f.sy(0);
     values.forEach((v, i) => {
@@ -323,7 +326,7 @@
     const C = trainScale.length;
     const f = frame({ label: 'scale per channel, train vs eval', x: [-0.5, C - 0.5],
       y: range(trainScale.concat(evalScale), true), xlabel: 'channel', ylabel: 'scale', xticks: channelTicks(C) });
-    const w = Math.max(0.4, (f.sx(1) - f.sx(0)) * 0.36);
+    const w = Math.min(32, Math.max(0.4, (f.sx(1) - f.sx(0)) * 0.36));
     const y0 = f.sy(0);
     const g = svg('g', { class: 'bars' });
     for (let i = 0; i < C; i++) {
@@ -721,6 +724,7 @@
       if (view.layer) renderHistory(view.layer);
     });
     window.addEventListener('hashchange', onRoute);
+    narrow.addEventListener('change', renderDetail);
     onRoute();
     setInterval(refresh, REFRESH_MS);
   }

@@ -14,7 +14,12 @@ const dash = path.join(here, '..', '..', 'dashboard');
 const layers = new Map();
 const types = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml' };
 const now = () => new Date().toISOString();
-const f32 = Math.fround;
+// float32, held as the double of its shortest decimal so JSON prints it as the daemon does.
+const f32 = (v) => {
+  const f = Math.fround(v);
+  for (let p = 1; p < 9; p++) if (Math.fround(Number(f.toPrecision(p))) === f) return Number(f.toPrecision(p));
+  return Number(f.toPrecision(9));
+};
 
 function send(res, status, body, headers = {}) {
   const text = body === null ? '' : JSON.stringify(body);
@@ -82,12 +87,13 @@ http.createServer(async (req, res) => {
       return res.end(fs.readFileSync(f));
     }
   }
+  if (p === '/readyz' || p === '/livez') return send(res, 200, { status: 'ok' });
   if (p === '/v1/layers' && req.method === 'GET') {
     const list = [...layers.values()].sort((a, b) => (a.name < b.name ? -1 : 1)).map((l) => ({
       name: l.name, config: l.config, num_batches_tracked: l.state.num_batches_tracked, updated_at: l.updated_at }));
     return send(res, 200, { layers: list });
   }
-  const m = /^\/v1\/layers\/([^/]+)(?:\/(train|state|history))?$/.exec(p);
+  const m = /^\/v1\/layers\/([^/]+)(?:\/(train|eval|state|history))?$/.exec(p);
   if (!m) return problem(res, 404, 'not_found', 'no such path');
   const name = decodeURIComponent(m[1]);
   let l = layers.get(name);
@@ -109,6 +115,16 @@ http.createServer(async (req, res) => {
     const r = train(l, (await body(req)).input);
     return send(res, 200, r, { ETag: `"${l.etag}"` });
   }
+  if (m[2] === 'eval' && req.method === 'POST') {
+    const { shape, data } = flatten((await body(req)).input);
+    const C = shape[1], S = data.length / (shape[0] * C);
+    const out = data.map((x, i) => {
+      const c = Math.floor(i / S) % C;
+      return Math.fround((Math.fround(x - l.state.running_mean[c])) / Math.sqrt(l.state.running_var[c] + l.config.eps));
+    });
+    if (!out.every(Number.isFinite)) return problem(res, 422, 'not_finite', 'output is not finite in float32');
+    return send(res, 200, { output: { shape, data: out.map(f32) } }, { ETag: `"${l.etag}"` });
+  }
   if (m[2] === 'state' && req.method === 'PUT') {
     Object.assign(l.state, await body(req));
     l.updated_at = now();
@@ -123,6 +139,6 @@ http.createServer(async (req, res) => {
     return send(res, 200, { steps, next_after: rest.length > limit ? steps[steps.length - 1].step : null });
   }
   return problem(res, 405, 'method_not_allowed', 'method not allowed');
-}).listen(Number(process.argv[2] || 0), '127.0.0.1', function () {
+}).listen(Number(process.argv[2]) || 0, '127.0.0.1', function () {
   console.log(`listening on http://127.0.0.1:${this.address().port}`);
 });
