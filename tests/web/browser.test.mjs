@@ -14,7 +14,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 import { startDaemon, client } from './daemon.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -24,6 +23,14 @@ if (!exe || !shots) {
   process.exit(2);
 }
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+if (!fs.existsSync(CHROMIUM)) {
+  console.log(`not ok - no browser at ${CHROMIUM}: run tests/web/setup (apt-get install chromium)`);
+  process.exit(1);
+}
+const { chromium } = await import('playwright-core').catch(() => {
+  console.log('not ok - playwright-core is not installed: run tests/web/setup (npm ci in tests/web)');
+  process.exit(1);
+});
 const golden = JSON.parse(fs.readFileSync(path.join(here, 'golden.json'), 'utf8')).worked_example;
 
 let failures = 0;

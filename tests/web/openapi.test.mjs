@@ -6,13 +6,16 @@
 //
 //   node tests/web/openapi.test.mjs server/openapi.json
 import fs from 'node:fs';
-import { Validator } from '@seriousme/openapi-schema-validator';
 
 const file = process.argv[2];
 if (!file) {
   console.error('usage: node openapi.test.mjs OPENAPI.json');
   process.exit(2);
 }
+const { Validator } = await import('@seriousme/openapi-schema-validator').catch(() => {
+  console.log('not ok - @seriousme/openapi-schema-validator is not installed: run tests/web/setup (npm ci in tests/web)');
+  process.exit(1);
+});
 let failures = 0;
 function check(ok, what, detail) {
   if (ok) return;
