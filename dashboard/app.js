@@ -386,6 +386,13 @@
         if (!pts.length) continue;
         lines.append(svg('polyline', { points: pts.join(' '), stroke: color, class: dashed ? 'batch' : 'running',
           'data-series': key, 'data-ch': c, 'data-points': pts.length }));
+        /* With few steps, mark each one so a single step is visible too. */
+        if (!dashed && pts.length <= 40) {
+          for (const pt of pts) {
+            const [x, y] = pt.split(',');
+            lines.append(svg('circle', { cx: x, cy: y, r: 2.6, fill: color, class: 'step-dot' }));
+          }
+        }
       }
     });
     f.root.append(lines);
@@ -467,7 +474,7 @@
         if (!fin(sc) || !fin(sh) || !fin(Math.fround(w * sc)) || !fin(Math.fround(w * sh + b))) blown.push(i);
       });
       if (blown.length) {
-        out.push({ kind: 'nan', text: `NaN/inf in eval: in float32, 1/sqrt(running_var + eps) or the shift −running_mean·scale ` +
+        out.push({ kind: 'nan', text: `In eval, in float32, 1/sqrt(running_var + eps) or the shift −running_mean·scale ` +
           `is not finite on channel${blown.length > 1 ? 's' : ''} ${list(blown)}, so eval cannot produce a finite output ` +
           `(the server refuses it with 422). The loaded running statistics are out of range.` });
       }
