@@ -9,8 +9,10 @@
  *   var_sum  d = x - mean in float, d * d in float, summed in double (as
  *            PyTorch), minus (sum of d)^2 / n, the correction of the
  *            corrected two-pass algorithm, which removes the error of the
- *            float-rounded mean and is far below float resolution unless
- *            |mean| / stddev is in the thousands; then rounded to float;
+ *            float-rounded mean; it is applied only when above 2^-30 of
+ *            the sum, which in practice means offset data (|mean| / stddev
+ *            in the thousands), so ordinary data round as PyTorch's; then
+ *            rounded to float;
  *   var      var_sum / n in float, the biased variance (batch_var);
  *   invstd   1 / sqrt(var + eps) in double, rounded to float;
  *   a, b     a = invstd * weight in float, b = bias - mean * a rounded once;
@@ -302,8 +304,15 @@ static void batch_stats(const struct bn_tensor *x, double *acc, float *mean, flo
 				row_dev(p, S, mean[c], &ss[c], &sd[c]);
 		}
 	for (size_t c = 0; c < C; c++) {
-		double v = ss[c] - sd[c] * (sd[c] / n);
-		var_sum[c] = (float)(v > 0 ? v : 0);
+		double corr = sd[c] * (sd[c] / n);
+
+		/*
+		 * A sum of float squares often lies exactly halfway between two
+		 * floats; a correction far below float resolution would only
+		 * break that tie the other way from PyTorch. Skipping it then
+		 * costs at most 2^-30 of the sum.
+		 */
+		var_sum[c] = (float)(corr > ss[c] * 0x1p-30 ? fmax(ss[c] - corr, 0) : ss[c]);
 	}
 }
 
