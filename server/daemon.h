@@ -1,0 +1,38 @@
+/*
+ * daemon.h: the daemon's settings and the state every handler reaches.
+ */
+#ifndef BND_DAEMON_H
+#define BND_DAEMON_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "registry.h"
+#include "store.h"
+
+struct bnd_options {
+	char host[64];          /* an IPv4 or IPv6 literal */
+	unsigned port;          /* 0: any free port */
+	const char *db_path;
+	unsigned threads;
+	size_t max_body_bytes;
+	size_t max_elements;
+	size_t max_layers;
+	size_t max_features;
+	int64_t history_limit;
+	bool sync_full;
+	const char *token_file;
+};
+
+struct bnd_daemon {
+	struct bnd_options opt;
+	struct bnd_store *store;
+	struct bnd_registry registry;
+	char *token;            /* NULL: no authentication */
+	size_t token_len;
+	atomic_int in_flight;   /* requests begun and not yet answered */
+};
+
+#endif

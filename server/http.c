@@ -1,0 +1,392 @@
+/*
+ * http.c: the libmicrohttpd daemon and its access handler (http.h).
+ *
+ * Each request gets a struct conn_state on its first call, when only the
+ * headers are in: everything that can be refused without the body is
+ * refused then (so an unknown layer is 404 and an oversized body 413 without
+ * reading the body). Otherwise the body is collected up to the cap and the
+ * route's handler runs on the last call.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "errors.h"
+#include "http.h"
+#include "metrics.h"
+
+#define PATH_LOG_MAX 200
+
+struct conn_state {
+	struct bnd_request req;
+	struct bnd_response res;
+	struct bn_buf body;
+	size_t slot;          /* metrics slot: route index or BND_METRICS_SLOT_* */
+	bool answered;        /* a response is queued */
+	bool ready;           /* res is final; queue it at the next call */
+	double started;
+	char method[8];
+	char path[PATH_LOG_MAX + 1];
+};
+
+/* Constant-time comparison of the Authorization header with "Bearer <token>". */
+static bool token_ok(const struct bnd_daemon *d, const char *auth)
+{
+	unsigned char diff = 0;
+	size_t n;
+
+	if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
+		return false;
+	auth += 7;
+	n = strlen(auth);
+	for (size_t i = 0; i < d->token_len; i++)
+		diff |= (unsigned char)(d->token[i] ^ (i < n ? auth[i] : 0));
+	return diff == 0 && n == d->token_len;
+}
+
+/* Content-Type: JSON when absent or application/json; .npy where the route takes it. */
+static int check_media(struct conn_state *cs)
+{
+	struct bnd_request *req = &cs->req;
+	const char *type = bnd_header(req, "Content-Type");
+	const char *accept = bnd_header(req, "Accept");
+	size_t n;
+
+	req->accept_npy = accept && strcasestr(accept, "application/x-npy");
+	if (!type)
+		return 0;
+	type += strspn(type, " \t");
+	n = strcspn(type, " \t;");
+	if (n == 16 && strncasecmp(type, "application/json", n) == 0)
+		return 0;
+	if ((req->route->flags & BND_ROUTE_NPY) && n == 17 && strncasecmp(type, "application/x-npy", n) == 0) {
+		req->body_npy = true;
+		return 0;
+	}
+	return bnd_fail(&cs->res, -EMEDIUMTYPE, NULL, "Content-Type %.*s is not accepted here; send %s",
+		(int)(n < 64 ? n : 64), type, (req->route->flags & BND_ROUTE_NPY) ?
+		"application/json or application/x-npy" : "application/json");
+}
+
+/* Refuse a declared Content-Length over the cap, and size the buffer for it. */
+static int check_length(struct conn_state *cs)
+{
+	const char *len = bnd_header(&cs->req, "Content-Length");
+	size_t max = cs->req.d->opt.max_body_bytes;
+	unsigned long long n;
+	char *end;
+
+	if (!len)
+		return 0;
+	errno = 0;
+	n = strtoull(len, &end, 10);
+	if (errno || end == len || *end || n > max)
+		return bnd_fail(&cs->res, -E2BIG, BN_E_TOO_LARGE,
+			"the body is over the limit of %zu bytes (--max-body-bytes)", max);
+	if ((cs->req.route->flags & (BND_ROUTE_BODY | BND_ROUTE_NPY)) && n > 0)
+		bn_buf_reserve(&cs->body, (size_t)n); /* a failure shows again on append */
+	return 0;
+}
+
+/* Everything decided from the headers alone. 0, or a problem in cs->res. */
+static int check_headers(struct conn_state *cs, const char *url)
+{
+	struct bnd_request *req = &cs->req;
+	char name[BND_NAME_MAX + 2];
+	int i = bnd_route_match(cs->method, url, name, cs->res.allow, sizeof(cs->res.allow));
+
+	if (i == -ENOENT)
+		return bnd_fail(&cs->res, i, NULL, "no such path: %.100s", url);
+	if (i == -ENOSYS)
+		return bnd_fail(&cs->res, i, NULL, "%s is not allowed here; allowed: %s",
+			cs->method, cs->res.allow);
+	cs->slot = (size_t)i;
+	req->route = &bnd_routes[i];
+	if (strstr(req->route->pattern, "{name}")) {
+		if (!bnd_name_valid(name))
+			return bnd_fail(&cs->res, -EBADMSG, BND_E_INVALID_NAME, "invalid layer name: use 1 to %d "
+				"of A-Z a-z 0-9 . _ -, starting with a letter or digit", BND_NAME_MAX);
+		memcpy(req->name, name, sizeof(req->name));
+	}
+	if ((req->route->flags & BND_ROUTE_MUTATES) && req->d->token &&
+	    !token_ok(req->d, bnd_header(req, "Authorization"))) {
+		cs->res.authenticate = true;
+		return bnd_fail(&cs->res, -EACCES, NULL, "this request changes state: send Authorization: Bearer <token>");
+	}
+	if ((req->route->flags & BND_ROUTE_LAYER) && bnd_registry_get(&req->d->registry, req->name, &req->layer) < 0)
+		return bnd_fail(&cs->res, -ENOENT, NULL, "no layer named %s", req->name);
+	if (req->route->flags & BND_ROUTE_BODY) {
+		int rc = check_media(cs);
+
+		if (rc < 0)
+			return rc;
+	}
+	return check_length(cs);
+}
+
+/* The Content-Type of an embedded file, by its extension. */
+static const char *media_type(const char *name)
+{
+	static const char *const types[][2] = {
+		{ ".html", "text/html; charset=utf-8" },
+		{ ".js", "text/javascript; charset=utf-8" },
+		{ ".css", "text/css; charset=utf-8" },
+		{ ".svg", "image/svg+xml" },
+		{ ".png", "image/png" },
+		{ ".ico", "image/x-icon" },
+		{ ".json", "application/json" },
+	};
+	const char *dot = strrchr(name, '.');
+
+	for (size_t i = 0; dot && i < sizeof(types) / sizeof(types[0]); i++)
+		if (strcmp(dot, types[i][0]) == 0)
+			return types[i][1];
+	return "application/octet-stream";
+}
+
+/* Serve an embedded dashboard file for GET /<basename>, if there is one. */
+static bool static_file(struct conn_state *cs, const char *url)
+{
+	if ((strcmp(cs->method, "GET") && strcmp(cs->method, "HEAD")) || url[0] != '/')
+		return false;
+	for (size_t i = 0; i < bnd_dashboard_count; i++) {
+		if (strcmp(url + 1, bnd_dashboard[i].name) == 0 && strcmp(bnd_dashboard[i].name, "index.html") != 0) {
+			cs->res.file = &bnd_dashboard[i];
+			cs->res.content_type = media_type(bnd_dashboard[i].name);
+			cs->res.status = 200;
+			cs->slot = BND_METRICS_SLOT_STATIC(bnd_routes_count);
+			return true;
+		}
+	}
+	return false;
+}
+
+static struct conn_state *start_request(struct bnd_daemon *d, struct MHD_Connection *conn,
+		const char *url, const char *method)
+{
+	struct conn_state *cs = calloc(1, sizeof(*cs));
+
+	if (!cs)
+		return NULL;
+	atomic_fetch_add(&d->in_flight, 1);
+	cs->started = bnd_metrics_clock();
+	cs->req.d = d;
+	cs->req.conn = conn;
+	cs->slot = BND_METRICS_SLOT_UNMATCHED(bnd_routes_count);
+	snprintf(cs->method, sizeof(cs->method), "%s", method);
+	snprintf(cs->path, sizeof(cs->path), "%s", url);
+	bn_buf_init(&cs->res.body, 0);
+	bn_buf_init(&cs->body, d->opt.max_body_bytes);
+	if (static_file(cs, url) || check_headers(cs, url) < 0)
+		cs->ready = true;
+	return cs;
+}
+
+/* Take one piece of the body. 0, or a problem in cs->res. */
+static int collect(struct conn_state *cs, const char *data, size_t size)
+{
+	int rc = bn_buf_append(&cs->body, data, size);
+
+	if (rc == -E2BIG)
+		return bnd_fail(&cs->res, rc, BN_E_TOO_LARGE, "the body is over the limit of %zu bytes "
+			"(--max-body-bytes)", cs->req.d->opt.max_body_bytes);
+	if (rc < 0)
+		return bnd_fail(&cs->res, rc, NULL, "out of memory reading the body");
+	return 0;
+}
+
+static void run_handler(struct conn_state *cs)
+{
+	struct bnd_request *req = &cs->req;
+
+	req->body = cs->body.data ? cs->body.data : "";
+	req->body_len = cs->body.len;
+	if (req->route->handler(req, &cs->res) == 0 && cs->res.body.err)
+		bnd_fail(&cs->res, cs->res.body.err, NULL, "the answer could not be built (%s)",
+			cs->res.body.err == -E2BIG ? "too large" : "out of memory");
+	bn_buf_finish(&cs->body);
+}
+
+static void add_headers(struct conn_state *cs, struct MHD_Response *r)
+{
+	struct bnd_response *res = &cs->res;
+
+	if (res->content_type)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, res->content_type);
+	if (!res->etag[0] && cs->req.layer && res->status != 204 && !cs->req.layer->deleted) {
+		struct bnd_snapshot *snap = bnd_layer_snapshot(cs->req.layer);
+
+		bnd_snapshot_etag(snap, res->etag);
+		bnd_snapshot_unref(snap);
+	}
+	if (res->etag[0])
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, res->etag);
+	if (res->location[0])
+		MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, res->location);
+	if (res->allow[0] && res->status == 405)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, res->allow);
+	if (res->cache_control)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, res->cache_control);
+	if (res->authenticate)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+}
+
+/* Build the embedded file's answer, 304 when If-None-Match has its ETag. */
+static struct MHD_Response *file_response(struct conn_state *cs)
+{
+	const struct bnd_file *f = cs->res.file;
+	const char *inm = bnd_header(&cs->req, "If-None-Match");
+
+	snprintf(cs->res.etag, sizeof(cs->res.etag), "%s", f->etag);
+	cs->res.cache_control = "no-cache";
+	if (inm && strstr(inm, f->etag)) {
+		cs->res.status = 304;
+		return MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+	}
+	return MHD_create_response_from_buffer(f->len, (void *)f->data, MHD_RESPMEM_PERSISTENT);
+}
+
+static enum MHD_Result respond(struct conn_state *cs)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ok;
+
+	if (cs->res.file) {
+		r = file_response(cs);
+	} else {
+		size_t len = 0;
+		char *data = bn_buf_steal(&cs->res.body, &len);
+
+		r = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+		if (!r)
+			free(data);
+	}
+	if (!r)
+		return MHD_NO;
+	add_headers(cs, r);
+	ok = MHD_queue_response(cs->req.conn, cs->res.status, r);
+	MHD_destroy_response(r);
+	cs->answered = ok == MHD_YES;
+	return ok;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+		const char *method, const char *version, const char *upload_data,
+		size_t *upload_size, void **con_cls)
+{
+	struct conn_state *cs = *con_cls;
+
+	(void)version;
+	if (!cs) {
+		cs = start_request(cls, conn, url, method);
+		if (!cs)
+			return MHD_NO;
+		*con_cls = cs;
+		/* Answer now what the headers decided, before a byte of the body is read. */
+		return cs->ready ? respond(cs) : MHD_YES;
+	}
+	if (cs->answered) {
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		int rc = cs->ready ? 0 : collect(cs, upload_data, *upload_size);
+
+		*upload_size = 0;
+		if (rc < 0)
+			return respond(cs);
+		return MHD_YES;
+	}
+	if (!cs->ready)
+		run_handler(cs);
+	return respond(cs);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+		enum MHD_RequestTerminationCode toe)
+{
+	struct bnd_daemon *d = cls;
+	struct conn_state *cs = *con_cls;
+	double took;
+
+	(void)conn;
+	if (!cs)
+		return;
+	took = bnd_metrics_clock() - cs->started;
+	if (cs->answered) {
+		bnd_metrics_request(cs->slot, cs->method, cs->res.status, took);
+		fprintf(stderr, "%s %s %u %.0fus\n", cs->method, cs->path, cs->res.status, took * 1e6);
+	} else {
+		fprintf(stderr, "%s %s aborted (%d) %.0fus\n", cs->method, cs->path, (int)toe, took * 1e6);
+	}
+	bnd_layer_unref(cs->req.layer);
+	bn_buf_finish(&cs->body);
+	bn_buf_finish(&cs->res.body);
+	free(cs);
+	*con_cls = NULL;
+	atomic_fetch_sub(&d->in_flight, 1);
+}
+
+static void log_mhd(void *cls, const char *fmt, va_list ap)
+{
+	(void)cls;
+	fputs("http: ", stderr);
+	vfprintf(stderr, fmt, ap);
+}
+
+struct MHD_Daemon *bnd_http_start(struct bnd_daemon *d, unsigned *ret_port)
+{
+	struct sockaddr_storage ss = { 0 };
+	struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	const union MHD_DaemonInfo *info;
+	struct MHD_Daemon *mhd;
+
+	if (inet_pton(AF_INET, d->opt.host, &in4->sin_addr) == 1) {
+		in4->sin_family = AF_INET;
+		in4->sin_port = htons((uint16_t)d->opt.port);
+	} else if (inet_pton(AF_INET6, d->opt.host, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)d->opt.port);
+		flags |= MHD_USE_IPv6;
+	} else {
+		fprintf(stderr, "http: %s is not an IP address\n", d->opt.host);
+		return NULL;
+	}
+	mhd = MHD_start_daemon(flags, (uint16_t)d->opt.port, NULL, NULL, on_request, d,
+		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+		MHD_OPTION_THREAD_POOL_SIZE, d->opt.threads,
+		MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+		MHD_OPTION_CONNECTION_LIMIT, 1000u,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, d,
+		MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL,
+		MHD_OPTION_END);
+	if (!mhd) {
+		fprintf(stderr, "http: cannot listen on %s:%u: %s\n", d->opt.host, d->opt.port, strerror(errno));
+		return NULL;
+	}
+	info = MHD_get_daemon_info(mhd, MHD_DAEMON_INFO_BIND_PORT);
+	*ret_port = info ? info->port : d->opt.port;
+	return mhd;
+}
+
+void bnd_http_stop(struct MHD_Daemon *mhd, struct bnd_daemon *d, double grace)
+{
+	MHD_socket fd = MHD_quiesce_daemon(mhd);
+	double until = bnd_metrics_clock() + grace;
+	struct timespec tick = { 0, 10 * 1000 * 1000 };
+
+	if (fd != MHD_INVALID_SOCKET)
+		close(fd);
+	/* New connections are refused now; let the requests under way finish. */
+	while (atomic_load(&d->in_flight) > 0 && bnd_metrics_clock() < until)
+		nanosleep(&tick, NULL);
+	MHD_stop_daemon(mhd);
+}

@@ -1,0 +1,101 @@
+/*
+ * http.h: the libmicrohttpd glue and the route table.
+ *
+ * A route is a method and an OpenAPI-style pattern ("/v1/layers/{name}")
+ * with a handler. The dispatcher in http.c does everything routes share
+ * before a handler runs: 404 and 405, the name check, the bearer token,
+ * the layer lookup (before any body is read), the Content-Type and the body
+ * cap. A handler fills a struct bnd_response and returns 0, or returns the
+ * negative errno of a problem it wrote with bnd_fail().
+ */
+#ifndef BND_HTTP_H
+#define BND_HTTP_H
+
+#include <microhttpd.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "bn/buf.h"
+#include "bn/error.h"
+#include "daemon.h"
+#include "embed.h"
+#include "registry.h"
+
+enum bnd_route_flag {
+	BND_ROUTE_LAYER = 1 << 0,   /* {name} must be an existing layer: looked up before the body */
+	BND_ROUTE_MUTATES = 1 << 1, /* needs the bearer token when one is configured */
+	BND_ROUTE_BODY = 1 << 2,    /* takes a JSON body */
+	BND_ROUTE_NPY = 1 << 3,     /* also takes an application/x-npy body */
+};
+
+struct bnd_request {
+	struct bnd_daemon *d;
+	struct MHD_Connection *conn;
+	const struct bnd_route *route;
+	char name[BND_NAME_MAX + 1]; /* the {name} segment, "" when the route has none */
+	struct bnd_layer *layer;     /* a reference, for BND_ROUTE_LAYER routes */
+	bool body_npy;               /* Content-Type: application/x-npy */
+	bool accept_npy;             /* Accept names application/x-npy */
+	const char *body;            /* the whole body, NUL-terminated; "" when none */
+	size_t body_len;
+};
+
+struct bnd_response {
+	unsigned status;
+	const char *content_type;
+	struct bn_buf body;
+	const struct bnd_file *file; /* an embedded file to send instead of body */
+	char etag[BND_ETAG_MAX];     /* "" : the layer's current one, if any */
+	char location[BND_NAME_MAX + 32];
+	char allow[64];
+	const char *cache_control;
+	bool authenticate;           /* add WWW-Authenticate: Bearer */
+};
+
+struct bnd_route {
+	const char *method;
+	const char *pattern;
+	int (*handler)(struct bnd_request *req, struct bnd_response *res);
+	unsigned flags;
+};
+
+/* The route table (routes.c), in the order /metrics lists them. */
+extern const struct bnd_route bnd_routes[];
+extern const size_t bnd_routes_count;
+
+/*
+ * Find the route for method and path. Returns its index; -ENOENT when no
+ * pattern matches the path; -ENOSYS when one does but not for this method,
+ * with the methods it takes written to allow. The {name} segment, if any,
+ * is copied to name (truncated past BND_NAME_MAX, which the check then refuses).
+ */
+int bnd_route_match(const char *method, const char *path, char name[BND_NAME_MAX + 2],
+		char *allow, size_t allow_size);
+
+/* Write a problem (status from err's row in the errno table) to res. Returns err. */
+int bnd_fail(struct bnd_response *res, int err, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* The same with a library error; e->code or the errno's default code. Returns err. */
+int bnd_fail_bn(struct bnd_response *res, int err, const struct bn_error *e);
+
+/* Make res a 200 (or status) JSON answer; the caller appends to res->body. */
+void bnd_json(struct bnd_response *res, unsigned status);
+
+/* A request header or query argument, or NULL. */
+const char *bnd_header(const struct bnd_request *req, const char *name);
+const char *bnd_query(const struct bnd_request *req, const char *name);
+
+/* 0 when If-Match is absent or matches etag; else a 412 problem and -ESTALE. */
+int bnd_check_if_match(const struct bnd_request *req, const char *etag, struct bnd_response *res);
+
+/*
+ * Start serving d on opt's address with a thread pool on epoll. The real
+ * port goes to *ret_port. Returns the MHD daemon or NULL (logged).
+ */
+struct MHD_Daemon *bnd_http_start(struct bnd_daemon *d, unsigned *ret_port);
+
+/* Stop accepting, wait (up to grace seconds) for in-flight requests, stop. */
+void bnd_http_stop(struct MHD_Daemon *mhd, struct bnd_daemon *d, double grace);
+
+#endif

@@ -1,0 +1,126 @@
+/*
+ * http_util.c: what handlers share: route matching, problems, headers,
+ * If-Match (http.h).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "errors.h"
+#include "http.h"
+
+/*
+ * Match path against one pattern; a {name} segment matches any non-empty
+ * segment, copied (truncated) to name.
+ */
+static bool pattern_match(const char *pattern, const char *path, char name[BND_NAME_MAX + 2])
+{
+	while (*pattern && *path) {
+		if (strncmp(pattern, "{name}", 6) == 0) {
+			size_t n = strcspn(path, "/");
+
+			if (n == 0)
+				return false;
+			snprintf(name, BND_NAME_MAX + 2, "%.*s", (int)(n > BND_NAME_MAX + 1 ? BND_NAME_MAX + 1 : n), path);
+			pattern += 6;
+			path += n;
+			continue;
+		}
+		if (*pattern++ != *path++)
+			return false;
+	}
+	return *pattern == '\0' && *path == '\0';
+}
+
+int bnd_route_match(const char *method, const char *path, char name[BND_NAME_MAX + 2],
+		char *allow, size_t allow_size)
+{
+	bool path_known = false;
+	size_t used = 0;
+
+	/* A HEAD is a GET without the body, which libmicrohttpd drops by itself. */
+	if (strcmp(method, "HEAD") == 0)
+		method = "GET";
+	allow[0] = '\0';
+	name[0] = '\0';
+	for (size_t i = 0; i < bnd_routes_count; i++) {
+		const struct bnd_route *r = &bnd_routes[i];
+
+		if (!pattern_match(r->pattern, path, name))
+			continue;
+		if (strcmp(r->method, method) == 0)
+			return (int)i;
+		path_known = true;
+		used += (size_t)snprintf(allow + used, used < allow_size ? allow_size - used : 0, "%s%s%s",
+			used ? ", " : "", r->method, strcmp(r->method, "GET") == 0 ? ", HEAD" : "");
+	}
+	name[0] = '\0';
+	return path_known ? -ENOSYS : -ENOENT;
+}
+
+int bnd_fail(struct bnd_response *res, int err, const char *code, const char *fmt, ...)
+{
+	char detail[BN_ERROR_DETAIL_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	res->status = bnd_errno_status(err);
+	res->content_type = "application/problem+json";
+	res->file = NULL;
+	bn_buf_finish(&res->body);
+	bnd_problem_write(&res->body, res->status, code ? code : bnd_errno_code(err), detail);
+	return err;
+}
+
+int bnd_fail_bn(struct bnd_response *res, int err, const struct bn_error *e)
+{
+	return bnd_fail(res, err, e->code, "%s", e->detail);
+}
+
+void bnd_json(struct bnd_response *res, unsigned status)
+{
+	res->status = status;
+	res->content_type = "application/json";
+}
+
+const char *bnd_header(const struct bnd_request *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *bnd_query(const struct bnd_request *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+/* Whether the comma-separated entity-tag list has etag (strong comparison) or is "*". */
+static bool etag_listed(const char *list, const char *etag)
+{
+	size_t n = strlen(etag);
+
+	for (const char *p = list; *p;) {
+		size_t len;
+
+		p += strspn(p, " \t,");
+		len = strcspn(p, ",");
+		while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if ((len == 1 && p[0] == '*') || (len == n && strncmp(p, etag, n) == 0))
+			return true;
+		p += strcspn(p, ",");
+	}
+	return false;
+}
+
+int bnd_check_if_match(const struct bnd_request *req, const char *etag, struct bnd_response *res)
+{
+	const char *want = bnd_header(req, "If-Match");
+
+	if (!want || etag_listed(want, etag))
+		return 0;
+	return bnd_fail(res, -ESTALE, BND_E_PRECONDITION,
+		"If-Match %s does not match the layer's current ETag %s", want, etag);
+}

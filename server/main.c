@@ -1,0 +1,267 @@
+/*
+ * main.c: batchnormd's flags, start-up and shutdown.
+ *
+ * Each flag has an environment variable (BATCHNORMD_LISTEN for --listen,
+ * and so on); a flag wins over its variable. Bad values are a message and
+ * exit status 2. SIGTERM and SIGINT stop accepting, let the requests under
+ * way finish, close the database and exit 0.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "metrics.h"
+
+#define VERSION "0.1.0"
+
+struct flag {
+	const char *name; /* without the leading -- */
+	const char *env;
+	const char *help;
+};
+
+static const struct flag flags[] = {
+	{ "listen", "BATCHNORMD_LISTEN", "ADDR:PORT to listen on (default 127.0.0.1:8080; port 0: any free one)" },
+	{ "db", "BATCHNORMD_DB", "SQLite database path (default ./batchnormd.db)" },
+	{ "threads", "BATCHNORMD_THREADS", "HTTP worker threads (default: the number of CPUs, at least 2)" },
+	{ "max-body-bytes", "BATCHNORMD_MAX_BODY_BYTES", "largest request body, bytes (default 134217728)" },
+	{ "max-elements", "BATCHNORMD_MAX_ELEMENTS", "largest input tensor, elements (default 16777216)" },
+	{ "history-limit", "BATCHNORMD_HISTORY_LIMIT", "history entries kept per layer (default 1000)" },
+	{ "sync", "BATCHNORMD_SYNC", "full (power-loss durable, default) or normal (crash durable)" },
+	{ "token-file", "BATCHNORMD_TOKEN_FILE", "file holding the bearer token for changes (default: none)" },
+	{ "max-layers", "BATCHNORMD_MAX_LAYERS", "most layers stored (default 10000)" },
+	{ "max-features", "BATCHNORMD_MAX_FEATURES", "largest num_features (default 65536)" },
+};
+#define N_FLAGS (sizeof(flags) / sizeof(flags[0]))
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: batchnormd [--FLAG VALUE | --FLAG=VALUE]... [--help] [--version]\n\n"
+		"Keeps named BatchNorm layers' state in SQLite and runs their forward passes over HTTP.\n\n");
+	for (size_t i = 0; i < N_FLAGS; i++)
+		fprintf(out, "  --%-15s %s\n  %17s env %s\n", flags[i].name, flags[i].help, "", flags[i].env);
+}
+
+/* Parse a whole decimal number from lo to hi. */
+static int parse_count(const char *s, unsigned long long lo, unsigned long long hi, unsigned long long *ret)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!*s || strspn(s, "0123456789") != strlen(s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || v < lo || v > hi)
+		return -ERANGE;
+	*ret = v;
+	return 0;
+}
+
+static int parse_listen(struct bnd_options *o, const char *s)
+{
+	const char *colon = strrchr(s, ':');
+	const char *host = s;
+	size_t n;
+	unsigned long long port;
+
+	if (!colon || parse_count(colon + 1, 0, 65535, &port) < 0)
+		return -EINVAL;
+	n = (size_t)(colon - s);
+	if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
+		host++;
+		n -= 2;
+	}
+	if (n == 9 && strncmp(host, "localhost", 9) == 0) {
+		host = "127.0.0.1";
+		n = 9;
+	}
+	if (n == 0 || n >= sizeof(o->host))
+		return -EINVAL;
+	memcpy(o->host, host, n);
+	o->host[n] = '\0';
+	o->port = (unsigned)port;
+	return 0;
+}
+
+/* Apply one flag's value. Returns 0 or -EINVAL (the caller says which flag). */
+static int apply(struct bnd_options *o, size_t i, const char *v)
+{
+	unsigned long long n;
+	int rc = 0;
+
+	switch (i) {
+	case 0: return parse_listen(o, v);
+	case 1: o->db_path = v; return *v ? 0 : -EINVAL;
+	case 2: rc = parse_count(v, 1, 256, &n); o->threads = (unsigned)n; break;
+	case 3: rc = parse_count(v, 1, SIZE_MAX / 2, &n); o->max_body_bytes = (size_t)n; break;
+	case 4: rc = parse_count(v, 1, SIZE_MAX / 64, &n); o->max_elements = (size_t)n; break;
+	case 5: rc = parse_count(v, 1, 1000000, &n); o->history_limit = (int64_t)n; break;
+	case 6:
+		if (strcmp(v, "full") && strcmp(v, "normal"))
+			return -EINVAL;
+		o->sync_full = strcmp(v, "full") == 0;
+		return 0;
+	case 7: o->token_file = v; return *v ? 0 : -EINVAL;
+	case 8: rc = parse_count(v, 1, 10000000, &n); o->max_layers = (size_t)n; break;
+	case 9: rc = parse_count(v, 1, 16777216, &n); o->max_features = (size_t)n; break;
+	}
+	return rc < 0 ? -EINVAL : 0;
+}
+
+static int parse_args(struct bnd_options *o, int argc, char **argv)
+{
+	for (size_t i = 0; i < N_FLAGS; i++) {
+		const char *v = getenv(flags[i].env);
+
+		if (v && apply(o, i, v) < 0) {
+			fprintf(stderr, "batchnormd: bad value for %s: '%s' (see --help)\n", flags[i].env, v);
+			return -EINVAL;
+		}
+	}
+	for (int a = 1; a < argc; a++) {
+		const char *arg = argv[a], *v = NULL, *eq;
+		size_t i, n;
+
+		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+			usage(stdout);
+			exit(0);
+		}
+		if (strcmp(arg, "--version") == 0) {
+			printf("batchnormd " VERSION "\n");
+			exit(0);
+		}
+		eq = strchr(arg, '=');
+		n = eq ? (size_t)(eq - arg) : strlen(arg);
+		for (i = 0; i < N_FLAGS; i++)
+			if (strncmp(arg, "--", 2) == 0 && n - 2 == strlen(flags[i].name) &&
+			    strncmp(arg + 2, flags[i].name, n - 2) == 0)
+				break;
+		if (i == N_FLAGS) {
+			fprintf(stderr, "batchnormd: unknown argument '%s' (see --help)\n", arg);
+			return -EINVAL;
+		}
+		v = eq ? eq + 1 : a + 1 < argc ? argv[++a] : NULL;
+		if (!v || apply(o, i, v) < 0) {
+			fprintf(stderr, "batchnormd: bad value for --%s: '%s' (see --help)\n", flags[i].name, v ? v : "");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* Read the bearer token: the file's content less trailing whitespace. */
+static int read_token(struct bnd_daemon *d)
+{
+	FILE *f = fopen(d->opt.token_file, "r");
+	char buf[4097];
+	size_t n;
+
+	if (!f) {
+		fprintf(stderr, "batchnormd: --token-file %s: %s\n", d->opt.token_file, strerror(errno));
+		return -errno;
+	}
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+		n--;
+	buf[n] = '\0';
+	if (n == 0 || n == sizeof(buf) - 1 || strlen(buf) != n) {
+		fprintf(stderr, "batchnormd: --token-file %s: the token must be 1 to 4095 bytes of text\n",
+			d->opt.token_file);
+		return -EINVAL;
+	}
+	d->token = strdup(buf);
+	d->token_len = n;
+	return d->token ? 0 : -ENOMEM;
+}
+
+static int add_loaded(void *ud, const char *name, struct bnd_snapshot *snap)
+{
+	struct bnd_daemon *d = ud;
+	struct bnd_layer *l;
+	int rc = bnd_layer_create(name, snap, &l);
+
+	if (rc < 0)
+		return rc;
+	/* Layers already stored are kept even past a lowered --max-layers. */
+	d->registry.max = SIZE_MAX;
+	rc = bnd_registry_add(&d->registry, l);
+	d->registry.max = d->opt.max_layers;
+	bnd_layer_unref(l);
+	return rc;
+}
+
+static void defaults(struct bnd_options *o)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	*o = (struct bnd_options){
+		.host = "127.0.0.1", .port = 8080, .db_path = "batchnormd.db",
+		.threads = cpus < 2 ? 2 : cpus > 64 ? 64 : (unsigned)cpus,
+		.max_body_bytes = 128u << 20, .max_elements = 1u << 24,
+		.max_layers = 10000, .max_features = 65536, .history_limit = 1000,
+		.sync_full = true,
+	};
+}
+
+/* Serve until SIGTERM or SIGINT. */
+static int serve(struct bnd_daemon *d, const sigset_t *stop)
+{
+	struct MHD_Daemon *mhd;
+	unsigned port;
+	int sig;
+
+	mhd = bnd_http_start(d, &port);
+	if (!mhd)
+		return 1;
+	printf(strchr(d->opt.host, ':') ? "listening on http://[%s]:%u\n" : "listening on http://%s:%u\n",
+		d->opt.host, port);
+	fflush(stdout);
+	fprintf(stderr, "batchnormd %s: %zu layers from %s, %u threads, sync %s%s\n", VERSION,
+		bnd_registry_count(&d->registry), d->opt.db_path, d->opt.threads,
+		d->opt.sync_full ? "full" : "normal", d->token ? ", token required for changes" : "");
+	sigwait(stop, &sig);
+	fprintf(stderr, "batchnormd: %s: finishing requests under way\n", strsignal(sig));
+	bnd_http_stop(mhd, d, 30.0);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct bnd_daemon d = { 0 };
+	sigset_t stop;
+	int rc = 1;
+
+	defaults(&d.opt);
+	if (parse_args(&d.opt, argc, argv) < 0)
+		return 2;
+	if (d.opt.token_file && read_token(&d) < 0)
+		return 2;
+	/* Block the stop signals in every thread, so only sigwait() sees them. */
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &stop, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	bnd_metrics_start();
+	bnd_registry_init(&d.registry, d.opt.max_layers);
+	if (bnd_store_open(d.opt.db_path, d.opt.sync_full, &d.store) < 0)
+		goto out;
+	if (bnd_store_load(d.store, add_loaded, &d) < 0) {
+		fprintf(stderr, "batchnormd: could not load the layers from %s\n", d.opt.db_path);
+		goto out;
+	}
+	rc = serve(&d, &stop);
+out:
+	bnd_registry_finish(&d.registry);
+	bnd_store_close(d.store);
+	free(d.token);
+	if (rc == 0)
+		fprintf(stderr, "batchnormd: stopped\n");
+	return rc;
+}

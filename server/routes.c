@@ -1,0 +1,32 @@
+/*
+ * routes.c: the route table. Patterns are OpenAPI-style, as
+ * server/openapi.json has them; the OpenAPI test compares the two.
+ */
+#include "routes/routes.h"
+
+#define LAYER   BND_ROUTE_LAYER
+#define MUTATES BND_ROUTE_MUTATES
+#define BODY    BND_ROUTE_BODY
+#define NPY     BND_ROUTE_NPY
+
+const struct bnd_route bnd_routes[] = {
+	{ "GET",    "/",                              bnd_service_index,   0 },
+	{ "GET",    "/livez",                         bnd_service_live,    0 },
+	{ "GET",    "/healthz",                       bnd_service_live,    0 },
+	{ "GET",    "/readyz",                        bnd_service_ready,   0 },
+	{ "GET",    "/metrics",                       bnd_service_metrics, 0 },
+	{ "GET",    "/openapi.json",                  bnd_service_openapi, 0 },
+	{ "GET",    "/v1/layers",                     bnd_layers_list,     0 },
+	{ "PUT",    "/v1/layers/{name}",              bnd_layers_put,      MUTATES | BODY },
+	{ "GET",    "/v1/layers/{name}",              bnd_layers_get,      LAYER },
+	{ "PATCH",  "/v1/layers/{name}",              bnd_layers_patch,    LAYER | MUTATES | BODY },
+	{ "DELETE", "/v1/layers/{name}",              bnd_layers_delete,   LAYER | MUTATES },
+	{ "POST",   "/v1/layers/{name}/train",        bnd_forward_train,   LAYER | MUTATES | BODY | NPY },
+	{ "POST",   "/v1/layers/{name}/eval",         bnd_forward_eval,    LAYER | BODY | NPY },
+	{ "GET",    "/v1/layers/{name}/state",        bnd_state_get,       LAYER },
+	{ "PUT",    "/v1/layers/{name}/state",        bnd_state_put,       LAYER | MUTATES | BODY },
+	{ "POST",   "/v1/layers/{name}/reset",        bnd_state_reset,     LAYER | MUTATES },
+	{ "GET",    "/v1/layers/{name}/history",      bnd_history_get,     LAYER },
+};
+
+const size_t bnd_routes_count = sizeof(bnd_routes) / sizeof(bnd_routes[0]);

@@ -1,0 +1,156 @@
+/*
+ * routes/forward.c: POST /v1/layers/{name}/train and /eval.
+ *
+ * The body is decoded before any lock is taken. A train step then holds the
+ * layer's write lock while it computes on a copy of the state, commits the
+ * new state and its history row in one transaction, and publishes the copy
+ * only once that commit succeeded; so a failed step changes nothing.
+ */
+#include <stdlib.h>
+
+#include "bn/json.h"
+#include "bn/npy.h"
+#include "codec.h"
+#include "errors.h"
+#include "routes/routes.h"
+
+/* Decode the body, JSON or .npy, into a new tensor. */
+static int read_input(struct bnd_request *req, struct bnd_response *res, struct bn_tensor *x,
+		enum bn_tensor_form *form)
+{
+	size_t max = req->d->opt.max_elements;
+	struct bn_error e = { 0 };
+	int rc;
+
+	if (req->body_npy) {
+		*form = BN_FORM_SHAPED;
+		rc = bn_npy_read(req->body, req->body_len, max, x, &e);
+	} else {
+		rc = bn_json_input_parse(req->body, req->body_len, max, x, form, &e);
+	}
+	return rc < 0 ? bnd_fail_bn(res, rc, &e) : 0;
+}
+
+/* The output alone, as .npy or as {"output": T (and the caller appends more)}. */
+static void write_output(struct bnd_request *req, struct bnd_response *res, const struct bn_tensor *y,
+		enum bn_tensor_form form)
+{
+	if (req->accept_npy) {
+		res->status = 200;
+		res->content_type = "application/x-npy";
+		bn_npy_write(&res->body, y);
+		return;
+	}
+	bnd_json(res, 200);
+	bn_buf_puts(&res->body, "{\"output\": ");
+	bn_json_tensor_write(&res->body, y, form);
+}
+
+/* Compute, commit and publish one train step; the write lock is held. */
+static int train_locked(struct bnd_request *req, struct bnd_response *res, struct bn_tensor *x,
+		struct bnd_snapshot *cur, float *stats, struct bnd_snapshot **ret_next)
+{
+	struct bnd_snapshot *next;
+	struct bnd_history_entry h;
+	size_t c = cur->cfg.num_features;
+	struct bn_error e = { 0 };
+	int rc;
+
+	if (bnd_snapshot_copy(cur, &next) < 0)
+		return bnd_fail(res, -ENOMEM, NULL, "out of memory");
+	rc = bn_forward_train(&next->cfg, &next->state, x, x, stats, stats + c, &e);
+	if (rc < 0) {
+		bnd_snapshot_unref(next);
+		return bnd_fail_bn(res, rc, &e);
+	}
+	next->step++;
+	next->version++;
+	next->updated_ms = bnd_now_ms();
+	h = (struct bnd_history_entry){
+		.step = next->step, .at_ms = next->updated_ms,
+		.count = (int64_t)(x->count / c), .num_batches_tracked = next->state.num_batches_tracked,
+		.num_features = c, .batch_mean = stats, .batch_var = stats + c,
+		.running_mean = next->state.running_mean, .running_var = next->state.running_var,
+	};
+	rc = bnd_store_train(req->d->store, next, &h, req->d->opt.history_limit);
+	if (rc < 0) {
+		bnd_snapshot_unref(next);
+		return bnd_fail(res, rc, NULL, "the store could not commit the train step; the layer is unchanged");
+	}
+	atomic_fetch_add(&next->refs, 1);
+	bnd_layer_publish(req->layer, next);
+	atomic_fetch_add(&req->layer->train_steps, 1);
+	*ret_next = next;
+	return 0;
+}
+
+int bnd_forward_train(struct bnd_request *req, struct bnd_response *res)
+{
+	struct bnd_snapshot *cur, *next = NULL;
+	enum bn_tensor_form form;
+	struct bn_tensor x;
+	float *stats = NULL;
+	size_t c;
+	int rc;
+
+	rc = read_input(req, res, &x, &form);
+	if (rc < 0)
+		return rc;
+	rc = bnd_change_begin(req, res, &cur);
+	if (rc < 0)
+		goto out;
+	c = cur->cfg.num_features;
+	stats = malloc(2 * c * sizeof(*stats));
+	rc = stats ? train_locked(req, res, &x, cur, stats, &next) : bnd_fail(res, -ENOMEM, NULL, "out of memory");
+	bnd_change_end(req, cur);
+	if (rc < 0)
+		goto out;
+	/* Written outside the lock: the next step on this layer need not wait for it. */
+	write_output(req, res, &x, form);
+	bnd_snapshot_etag(next, res->etag);
+	if (!req->accept_npy) {
+		bn_buf_puts(&res->body, ", \"batch_mean\": ");
+		bn_json_floats_write(&res->body, stats, c);
+		bn_buf_puts(&res->body, ", \"batch_var\": ");
+		bn_json_floats_write(&res->body, stats + c, c);
+		if (next->cfg.track_running_stats) {
+			bn_buf_printf(&res->body, ", \"num_batches_tracked\": %lld, \"running_mean\": ",
+				(long long)next->state.num_batches_tracked);
+			bn_json_floats_write(&res->body, next->state.running_mean, c);
+			bn_buf_puts(&res->body, ", \"running_var\": ");
+			bn_json_floats_write(&res->body, next->state.running_var, c);
+		}
+		bn_buf_puts(&res->body, "}");
+	}
+	bnd_snapshot_unref(next);
+out:
+	free(stats);
+	bn_tensor_finish(&x);
+	return rc;
+}
+
+int bnd_forward_eval(struct bnd_request *req, struct bnd_response *res)
+{
+	struct bnd_snapshot *snap;
+	enum bn_tensor_form form;
+	struct bn_tensor x;
+	struct bn_error e = { 0 };
+	int rc;
+
+	rc = read_input(req, res, &x, &form);
+	if (rc < 0)
+		return rc;
+	snap = bnd_layer_snapshot(req->layer);
+	rc = bn_forward_eval(&snap->cfg, &snap->state, &x, &x, &e);
+	if (rc < 0) {
+		rc = bnd_fail_bn(res, rc, &e);
+	} else {
+		write_output(req, res, &x, form);
+		if (!req->accept_npy)
+			bn_buf_puts(&res->body, "}");
+		bnd_snapshot_etag(snap, res->etag);
+	}
+	bnd_snapshot_unref(snap);
+	bn_tensor_finish(&x);
+	return rc;
+}

@@ -1,0 +1,245 @@
+/*
+ * routes/layers.c: /v1/layers and /v1/layers/{name}: create, list,
+ * inspect, PATCH, DELETE; and the steps every change of a layer shares.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bn/json.h"
+#include "codec.h"
+#include "errors.h"
+#include "routes/routes.h"
+
+int bnd_change_begin(struct bnd_request *req, struct bnd_response *res, struct bnd_snapshot **ret_cur)
+{
+	struct bnd_layer *l = req->layer;
+	struct bnd_snapshot *cur;
+	char etag[BND_ETAG_MAX];
+	int rc;
+
+	pthread_mutex_lock(&l->write_lock);
+	if (atomic_load(&l->deleted)) {
+		pthread_mutex_unlock(&l->write_lock);
+		return bnd_fail(res, -ENOENT, NULL, "no layer named %s", l->name);
+	}
+	cur = bnd_layer_snapshot(l);
+	bnd_snapshot_etag(cur, etag);
+	rc = bnd_check_if_match(req, etag, res);
+	if (rc < 0) {
+		bnd_snapshot_unref(cur);
+		pthread_mutex_unlock(&l->write_lock);
+		return rc;
+	}
+	*ret_cur = cur;
+	return 0;
+}
+
+int bnd_change_commit(struct bnd_request *req, struct bnd_response *res, struct bnd_snapshot *next)
+{
+	int rc;
+
+	next->version++;
+	next->updated_ms = bnd_now_ms();
+	rc = bnd_store_update(req->d->store, next);
+	if (rc < 0) {
+		bnd_snapshot_unref(next);
+		return bnd_fail(res, rc, NULL, "the store could not commit the change; the layer is unchanged");
+	}
+	bnd_layer_publish(req->layer, next);
+	return 0;
+}
+
+void bnd_change_end(struct bnd_request *req, struct bnd_snapshot *cur)
+{
+	bnd_snapshot_unref(cur);
+	pthread_mutex_unlock(&req->layer->write_lock);
+}
+
+/* Answer with the layer as GET shows it, and its ETag. */
+static int answer_layer(struct bnd_response *res, unsigned status, const char *name,
+		const struct bnd_snapshot *snap)
+{
+	bnd_json(res, status);
+	bnd_layer_write(&res->body, name, snap);
+	bnd_snapshot_etag(snap, res->etag);
+	return 0;
+}
+
+int bnd_layers_list(struct bnd_request *req, struct bnd_response *res)
+{
+	struct bnd_layer **layers;
+	size_t n;
+
+	if (bnd_registry_list(&req->d->registry, &layers, &n) < 0)
+		return bnd_fail(res, -ENOMEM, NULL, "out of memory listing layers");
+	bnd_json(res, 200);
+	bn_buf_puts(&res->body, "{\"layers\": [");
+	for (size_t i = 0; i < n; i++) {
+		struct bnd_snapshot *snap = bnd_layer_snapshot(layers[i]);
+
+		bn_buf_puts(&res->body, i ? ", {\"name\": " : "{\"name\": ");
+		bn_json_string_write(&res->body, layers[i]->name);
+		bn_buf_puts(&res->body, ", \"config\": ");
+		bnd_config_write(&res->body, &snap->cfg);
+		if (snap->cfg.track_running_stats)
+			bn_buf_printf(&res->body, ", \"num_batches_tracked\": %lld",
+				(long long)snap->state.num_batches_tracked);
+		bn_buf_puts(&res->body, ", \"updated_at\": ");
+		bnd_time_write(&res->body, snap->updated_ms);
+		bn_buf_puts(&res->body, "}");
+		bnd_snapshot_unref(snap);
+		bnd_layer_unref(layers[i]);
+	}
+	free(layers);
+	bn_buf_puts(&res->body, "]}");
+	return 0;
+}
+
+/* PUT of a name that exists: 200 for the same config, 409 for another. */
+static int put_existing(struct bnd_request *req, struct bnd_response *res, struct bnd_layer *l,
+		const struct bn_config *cfg)
+{
+	struct bnd_snapshot *snap = bnd_layer_snapshot(l);
+	char etag[BND_ETAG_MAX];
+	int rc;
+
+	bnd_snapshot_etag(snap, etag);
+	rc = bnd_check_if_match(req, etag, res);
+	if (rc == 0 && bnd_config_equal(cfg, &snap->cfg))
+		rc = answer_layer(res, 200, l->name, snap);
+	else if (rc == 0)
+		rc = bnd_fail(res, -EEXIST, BND_E_CONFLICT, "layer %s exists with another config; "
+			"DELETE it first or use PATCH for eps and momentum", l->name);
+	if (rc < 0)
+		snprintf(res->etag, sizeof(res->etag), "%s", etag);
+	bnd_snapshot_unref(snap);
+	return rc;
+}
+
+/* Create the layer; called with the registry's create_lock held. */
+static int put_new(struct bnd_request *req, struct bnd_response *res, const struct bn_config *cfg)
+{
+	struct bnd_daemon *d = req->d;
+	struct bnd_snapshot *snap;
+	struct bnd_layer *l = NULL;
+	int rc;
+
+	if (bnd_header(req, "If-Match"))
+		return bnd_fail(res, -ESTALE, NULL, "If-Match was given but there is no layer named %s", req->name);
+	if (bnd_registry_count(&d->registry) >= d->opt.max_layers)
+		return bnd_fail(res, -EDQUOT, BND_E_TOO_MANY_LAYERS, "there are already %zu layers, the limit "
+			"(--max-layers)", d->opt.max_layers);
+	if (bnd_snapshot_create(cfg, &snap) < 0)
+		return bnd_fail(res, -ENOMEM, NULL, "out of memory creating the layer");
+	snap->created_ms = snap->updated_ms = bnd_now_ms();
+	rc = bnd_store_insert(d->store, req->name, snap);
+	if (rc < 0) {
+		bnd_snapshot_unref(snap);
+		return bnd_fail(res, rc, NULL, "the store could not save the layer; nothing was created");
+	}
+	atomic_fetch_add(&snap->refs, 1);
+	rc = bnd_layer_create(req->name, snap, &l);
+	if (rc == 0)
+		rc = bnd_registry_add(&d->registry, l);
+	if (rc < 0) {
+		/* Keep store and cache in step: the row goes again. */
+		bnd_store_delete(d->store, snap->id);
+		bnd_layer_unref(l);
+		bnd_snapshot_unref(snap);
+		return bnd_fail(res, rc, NULL, "out of memory creating the layer");
+	}
+	snprintf(res->location, sizeof(res->location), "/v1/layers/%s", req->name);
+	answer_layer(res, 201, req->name, snap);
+	bnd_snapshot_unref(snap);
+	bnd_layer_unref(l);
+	return 0;
+}
+
+int bnd_layers_put(struct bnd_request *req, struct bnd_response *res)
+{
+	struct bnd_registry *reg = &req->d->registry;
+	struct bn_config cfg;
+	struct bn_error e;
+	struct bnd_layer *l;
+	int rc;
+
+	rc = bnd_config_parse(req->body, req->body_len, req->d->opt.max_features, &cfg, &e);
+	if (rc < 0)
+		return bnd_fail_bn(res, rc, &e);
+	pthread_mutex_lock(&reg->create_lock);
+	if (bnd_registry_get(reg, req->name, &l) == 0) {
+		rc = put_existing(req, res, l, &cfg);
+		bnd_layer_unref(l);
+	} else {
+		rc = put_new(req, res, &cfg);
+	}
+	pthread_mutex_unlock(&reg->create_lock);
+	return rc;
+}
+
+int bnd_layers_get(struct bnd_request *req, struct bnd_response *res)
+{
+	struct bnd_snapshot *snap = bnd_layer_snapshot(req->layer);
+
+	answer_layer(res, 200, req->layer->name, snap);
+	bnd_snapshot_unref(snap);
+	return 0;
+}
+
+int bnd_layers_patch(struct bnd_request *req, struct bnd_response *res)
+{
+	struct bnd_snapshot *cur, *next;
+	struct bn_error e;
+	int rc;
+
+	rc = bnd_change_begin(req, res, &cur);
+	if (rc < 0)
+		return rc;
+	rc = bnd_snapshot_copy(cur, &next);
+	if (rc < 0) {
+		rc = bnd_fail(res, rc, NULL, "out of memory");
+		goto out;
+	}
+	rc = bnd_config_patch(req->body, req->body_len, &next->cfg, &e);
+	if (rc < 0) {
+		bnd_snapshot_unref(next);
+		rc = bnd_fail_bn(res, rc, &e);
+		goto out;
+	}
+	if (bnd_config_equal(&next->cfg, &cur->cfg)) {
+		bnd_snapshot_unref(next);
+		rc = answer_layer(res, 200, req->layer->name, cur);
+		goto out;
+	}
+	rc = bnd_change_commit(req, res, next);
+	if (rc == 0)
+		rc = answer_layer(res, 200, req->layer->name, next);
+out:
+	bnd_change_end(req, cur);
+	return rc;
+}
+
+int bnd_layers_delete(struct bnd_request *req, struct bnd_response *res)
+{
+	struct bnd_registry *reg = &req->d->registry;
+	struct bnd_snapshot *cur;
+	int rc;
+
+	pthread_mutex_lock(&reg->create_lock);
+	rc = bnd_change_begin(req, res, &cur);
+	if (rc < 0)
+		goto out;
+	rc = bnd_store_delete(req->d->store, cur->id);
+	if (rc < 0) {
+		rc = bnd_fail(res, rc, NULL, "the store could not delete the layer; it is unchanged");
+	} else {
+		atomic_store(&req->layer->deleted, true);
+		bnd_registry_remove(reg, req->layer);
+		res->status = 204;
+	}
+	bnd_change_end(req, cur);
+out:
+	pthread_mutex_unlock(&reg->create_lock);
+	return rc;
+}

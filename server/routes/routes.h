@@ -1,0 +1,54 @@
+/*
+ * routes/routes.h: the handlers of the route table (routes.c), one file
+ * per resource, and the steps every change of a layer shares.
+ */
+#ifndef BND_ROUTES_H
+#define BND_ROUTES_H
+
+#include "http.h"
+
+/* routes/layers.c */
+int bnd_layers_list(struct bnd_request *req, struct bnd_response *res);
+int bnd_layers_put(struct bnd_request *req, struct bnd_response *res);
+int bnd_layers_get(struct bnd_request *req, struct bnd_response *res);
+int bnd_layers_patch(struct bnd_request *req, struct bnd_response *res);
+int bnd_layers_delete(struct bnd_request *req, struct bnd_response *res);
+
+/* routes/forward.c */
+int bnd_forward_train(struct bnd_request *req, struct bnd_response *res);
+int bnd_forward_eval(struct bnd_request *req, struct bnd_response *res);
+
+/* routes/state.c */
+int bnd_state_get(struct bnd_request *req, struct bnd_response *res);
+int bnd_state_put(struct bnd_request *req, struct bnd_response *res);
+int bnd_state_reset(struct bnd_request *req, struct bnd_response *res);
+
+/* routes/history.c */
+int bnd_history_get(struct bnd_request *req, struct bnd_response *res);
+
+/* routes/service.c */
+int bnd_service_index(struct bnd_request *req, struct bnd_response *res);
+int bnd_service_live(struct bnd_request *req, struct bnd_response *res);
+int bnd_service_ready(struct bnd_request *req, struct bnd_response *res);
+int bnd_service_metrics(struct bnd_request *req, struct bnd_response *res);
+int bnd_service_openapi(struct bnd_request *req, struct bnd_response *res);
+
+/*
+ * Begin a change of req->layer: take its write lock, then refuse a layer
+ * deleted meanwhile (404) and a failed If-Match (412). On success the lock
+ * is held and *ret_cur is a reference to the current snapshot; end with
+ * bnd_change_end() whatever happens next. On error nothing is held.
+ */
+int bnd_change_begin(struct bnd_request *req, struct bnd_response *res, struct bnd_snapshot **ret_cur);
+
+/*
+ * Commit next (a changed copy of the current snapshot): bump its version
+ * and updated time, write it to the store, and publish it. Takes next; on
+ * error (503, store unchanged) it is freed and the layer keeps its state.
+ */
+int bnd_change_commit(struct bnd_request *req, struct bnd_response *res, struct bnd_snapshot *next);
+
+/* Release what bnd_change_begin took. */
+void bnd_change_end(struct bnd_request *req, struct bnd_snapshot *cur);
+
+#endif

@@ -1,0 +1,72 @@
+/*
+ * store.h: batchnormd's SQLite database, the only place with SQL.
+ *
+ * One connection, in WAL mode, guarded by a mutex: commits serialize, which
+ * they would in SQLite anyway. Every statement is prepared once at open.
+ * Schema changes are the embedded migrations, applied at open in one
+ * transaction and tracked by PRAGMA user_version. Every failure is logged
+ * here with SQLite's message and returned as -EIO (or -ENOMEM).
+ */
+#ifndef BND_STORE_H
+#define BND_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "registry.h"
+
+struct bnd_store;
+
+/* One train step as the history keeps it. Running values NULL when not tracked. */
+struct bnd_history_entry {
+	int64_t step, at_ms, count, num_batches_tracked;
+	size_t num_features;
+	const float *batch_mean, *batch_var;
+	const float *running_mean, *running_var;
+};
+
+/*
+ * Open (creating if needed) the database at path, apply pending migrations
+ * and prepare statements. sync_full: synchronous=FULL, else NORMAL.
+ * -EPROTO when the database's schema is newer than this binary knows, -EIO.
+ */
+int bnd_store_open(const char *path, bool sync_full, struct bnd_store **ret);
+
+/* Close the database. Accepts NULL. */
+void bnd_store_close(struct bnd_store *s);
+
+/* Call add(ud, name, snap) for every stored layer; add takes the snapshot. */
+int bnd_store_load(struct bnd_store *s,
+		int (*add)(void *ud, const char *name, struct bnd_snapshot *snap), void *ud);
+
+/* Insert a new layer; sets snap->id on success. -EIO. */
+int bnd_store_insert(struct bnd_store *s, const char *name, struct bnd_snapshot *snap);
+
+/* Write snap's config, state, step, version and updated time. -EIO. */
+int bnd_store_update(struct bnd_store *s, const struct bnd_snapshot *snap);
+
+/*
+ * In one IMMEDIATE transaction: update the layer to snap, append the
+ * history entry h and drop entries beyond the newest keep. -EIO: nothing changed.
+ */
+int bnd_store_train(struct bnd_store *s, const struct bnd_snapshot *snap,
+		const struct bnd_history_entry *h, int64_t keep);
+
+/* Delete a layer and its history. -EIO. */
+int bnd_store_delete(struct bnd_store *s, int64_t id);
+
+/*
+ * Call row(ud, h) for up to limit history entries of layer id with step >
+ * after, oldest first; *ret_more says whether more follow. -EIO.
+ */
+int bnd_store_history(struct bnd_store *s, int64_t id, size_t num_features, int64_t after, size_t limit,
+		int (*row)(void *ud, const struct bnd_history_entry *h), void *ud, bool *ret_more);
+
+/* A real query, for /readyz. 0 or -EIO. */
+int bnd_store_ping(struct bnd_store *s);
+
+/* The wall-clock time now, in Unix milliseconds. */
+int64_t bnd_now_ms(void);
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * store_internal.h: what store.c and store_history.c share.
+ */
+#ifndef BND_STORE_INTERNAL_H
+#define BND_STORE_INTERNAL_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+#include "store.h"
+
+enum store_stmt {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_INSERT,
+	ST_UPDATE,
+	ST_DELETE_HISTORY,
+	ST_DELETE_LAYER,
+	ST_HISTORY_ADD,
+	ST_HISTORY_TRIM,
+	ST_HISTORY_PAGE,
+	ST_PING,
+	ST_COUNT_
+};
+
+struct bnd_store {
+	sqlite3 *db;
+	pthread_mutex_t lock;
+	sqlite3_stmt *stmt[ST_COUNT_];
+};
+
+/* Log SQLite's message for what failed and return -EIO. */
+int store_fail(struct bnd_store *s, const char *what);
+
+/* Step a statement that returns no rows, then reset it. 0 or -EIO. */
+int store_exec(struct bnd_store *s, enum store_stmt which, const char *what);
+
+/* Bind n float32 as a little-endian BLOB, or NULL when v is NULL. */
+int store_bind_floats(sqlite3_stmt *st, int col, const float *v, size_t n);
+
+/* Read a little-endian float32 BLOB of exactly n values into a new array. -EIO on a wrong length. */
+int store_column_floats(sqlite3_stmt *st, int col, size_t n, float **ret);
+
+#endif
