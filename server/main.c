@@ -28,7 +28,7 @@ static const struct flag flags[] = {
 	{ "listen", "BATCHNORMD_LISTEN", "ADDR:PORT to listen on (default 127.0.0.1:8080; port 0: any free one)" },
 	{ "db", "BATCHNORMD_DB", "SQLite database path (default ./batchnormd.db)" },
 	{ "threads", "BATCHNORMD_THREADS", "HTTP worker threads (default: the number of CPUs, at least 2)" },
-	{ "max-body-bytes", "BATCHNORMD_MAX_BODY_BYTES", "largest request body, bytes (default 134217728)" },
+	{ "max-body-bytes", "BATCHNORMD_MAX_BODY_BYTES", "largest request body, bytes (default 83886080, 80 MiB)" },
 	{ "max-elements", "BATCHNORMD_MAX_ELEMENTS", "largest input tensor, elements (default 16777216)" },
 	{ "history-limit", "BATCHNORMD_HISTORY_LIMIT", "history entries kept per layer (default 1000)" },
 	{ "sync", "BATCHNORMD_SYNC", "full (power-loss durable, default) or normal (crash durable)" },
@@ -203,7 +203,7 @@ static void defaults(struct bnd_options *o)
 	*o = (struct bnd_options){
 		.host = "127.0.0.1", .port = 8080, .db_path = "batchnormd.db",
 		.threads = cpus < 2 ? 2 : cpus > 64 ? 64 : (unsigned)cpus,
-		.max_body_bytes = 128u << 20, .max_elements = 1u << 24,
+		.max_body_bytes = 80u << 20, .max_elements = 1u << 24,
 		.max_layers = 10000, .max_features = 65536, .history_limit = 1000,
 		.sync_full = true,
 	};
