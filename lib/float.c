@@ -1,2 +1,453 @@
-/* float.c: not written yet. */
-typedef int bn_float_unwritten;
+/*
+ * float.c: float32 to shortest decimal text and back (bn/float.h).
+ *
+ * Formatting follows the Schubfach idea (R. Giulietti, "The Schubfach way
+ * to render doubles", 2020), worked out here for binary32. A finite v is
+ * c * 2^q. Every decimal that reads back as v lies in the rounding interval
+ * R around it, whose width is 2^q (3/4 * 2^q just above a power of two).
+ * With k = floor(log10(width)), R scaled by 10^-k is between 1 and 10 wide,
+ * so it holds at least one integer and at most one multiple of ten. If it
+ * holds a multiple of ten, that one is the shortest; otherwise the shortest
+ * is one of the two integers around v * 10^-k, and the nearer one wins
+ * (ties to even). The scaled bounds are computed as 4 * x * 10^-k with one
+ * 64 x 64 bit product against a 63-bit approximation of 10^-k, rounded to
+ * odd so that comparing them with even integers gives the exact answer.
+ * The table of 10^-k is computed once, exactly, with a small bignum.
+ *
+ * Parsing checks the JSON grammar and converts in the same pass: up to 19
+ * significant digits in a uint64_t, scaled in double, then rounded to float.
+ * The double is within a few of its own ulps of the exact value, and a
+ * float32 rounding boundary (a midpoint between two floats) is exactly
+ * representable in double, so unless the double lands within that error of
+ * a midpoint, rounding it to float gives the correctly rounded result. The
+ * rare cases that land near one go to strtof_l in the C locale.
+ */
+#include <errno.h>
+#include <float.h>
+#include <locale.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bn/float.h"
+
+__extension__ typedef unsigned __int128 u128;
+
+/* Decimal exponents k that binary32 needs: floor(log10(2^q)) for q in -149..104. */
+#define K_MIN (-45)
+#define K_MAX 31
+#define C_MIN ((uint32_t)1 << 23)
+#define Q_MIN (-149)
+
+struct pow10_entry {
+	uint64_t g;  /* floor(10^-k * 2^(62 - e)), in [2^62, 2^63) */
+	int e;       /* floor(log2(10^-k)) */
+};
+
+static struct pow10_entry pow10_inv[K_MAX - K_MIN + 1];
+static locale_t c_locale;
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+/* A little-endian bignum just wide enough for 10^45 and 2^(62 + 150). */
+#define BIG_LIMBS 8
+
+struct big {
+	uint32_t w[BIG_LIMBS];
+};
+
+static void big_mul10(struct big *b)
+{
+	uint64_t carry = 0;
+
+	for (int i = 0; i < BIG_LIMBS; i++) {
+		uint64_t x = (uint64_t)b->w[i] * 10 + carry;
+		b->w[i] = (uint32_t)x;
+		carry = x >> 32;
+	}
+}
+
+static void big_div10(struct big *b)
+{
+	uint64_t rem = 0;
+
+	for (int i = BIG_LIMBS - 1; i >= 0; i--) {
+		uint64_t x = rem << 32 | b->w[i];
+		b->w[i] = (uint32_t)(x / 10);
+		rem = x % 10;
+	}
+}
+
+static int big_bitlen(const struct big *b)
+{
+	for (int i = BIG_LIMBS - 1; i >= 0; i--) {
+		if (b->w[i])
+			return i * 32 + 32 - __builtin_clz(b->w[i]);
+	}
+	return 0;
+}
+
+/* floor(b / 2^shift) for shift >= 0, or b * 2^-shift, as 64 bits. */
+static uint64_t big_bits(const struct big *b, int shift)
+{
+	uint64_t r = 0;
+
+	for (int bit = 63; bit >= 0; bit--) {
+		int src = bit + shift;
+
+		if (src >= 0 && src < BIG_LIMBS * 32 && (b->w[src / 32] >> (src % 32) & 1))
+			r |= (uint64_t)1 << bit;
+	}
+	return r;
+}
+
+static void init(void)
+{
+	for (int k = K_MIN; k <= K_MAX; k++) {
+		struct pow10_entry *t = &pow10_inv[k - K_MIN];
+		struct big b = { { 1 } };
+		int n = -k, len;
+
+		for (int i = 0; i < abs(n); i++)
+			big_mul10(&b);
+		len = big_bitlen(&b);
+		if (n >= 0) {
+			t->e = len - 1;
+			t->g = big_bits(&b, t->e - 62);
+		} else {
+			/* 10^n = 2^-len * f with f in [1, 2), as 10^|n| is no power of two. */
+			t->e = -len;
+			b = (struct big){ { 0 } };
+			b.w[(62 + len) / 32] = (uint32_t)1 << ((62 + len) % 32);
+			for (int i = 0; i < -n; i++)
+				big_div10(&b);
+			t->g = big_bits(&b, 0);
+		}
+	}
+	c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+}
+
+static void ensure_init(void)
+{
+	pthread_once(&init_once, init);
+}
+
+/* floor(q * log10(2)) and floor(q * log10(2) + log10(3/4)), exact for |q| < 1000. */
+static int floor_log10_pow2(int q)
+{
+	return (int)(((int64_t)q * 661971961083LL) >> 41);
+}
+
+static int floor_log10_three_quarters_pow2(int q)
+{
+	return (int)(((int64_t)q * 661971961083LL - 274743187321LL) >> 41);
+}
+
+/* The integer part of g * cp / 2^95, rounded to odd. */
+static uint64_t round_to_odd(uint64_t g, uint64_t cp)
+{
+	uint64_t hi = (uint64_t)(((u128)g * cp) >> 64);
+
+	return hi >> 31 | (((hi & 0x7fffffff) + 0x7fffffff) >> 31);
+}
+
+/* The shortest decimal d * 10^e in the rounding interval of c * 2^q. */
+static void shortest(uint32_t c, int q, uint64_t *ret_d, int *ret_e)
+{
+	const struct pow10_entry *t;
+	uint64_t cb = (uint64_t)c << 2, cbl, cbr = cb + 2;
+	uint64_t vb, vbl, vbr, s, sp10, tp10, d;
+	unsigned out = c & 1; /* an odd c excludes the interval's ends */
+	int k, h;
+
+	if (c != C_MIN || q == Q_MIN) {
+		cbl = cb - 2;
+		k = floor_log10_pow2(q);
+	} else {
+		/* Just above a power of two the next float down is nearer. */
+		cbl = cb - 1;
+		k = floor_log10_three_quarters_pow2(q);
+	}
+	t = &pow10_inv[k - K_MIN];
+	h = q + t->e + 33;
+	vb = round_to_odd(t->g + 1, cb << h);
+	vbl = round_to_odd(t->g + 1, cbl << h);
+	vbr = round_to_odd(t->g + 1, cbr << h);
+
+	s = vb >> 2;
+	sp10 = s / 10 * 10;
+	tp10 = sp10 + 10;
+	bool upin = vbl + out <= sp10 << 2;
+	bool wpin = (tp10 << 2) + out <= vbr;
+	if (upin != wpin) {
+		d = upin ? sp10 : tp10;
+	} else {
+		uint64_t tt = s + 1;
+		bool uin = vbl + out <= s << 2;
+		bool win = (tt << 2) + out <= vbr;
+
+		if (uin != win) {
+			d = uin ? s : tt;
+		} else {
+			/* Both read back: the nearer, and the even one on a tie. */
+			int64_t cmp = (int64_t)(vb - ((s + tt) << 1));
+			d = cmp < 0 || (cmp == 0 && !(s & 1)) ? s : tt;
+		}
+	}
+	while (d % 10 == 0) {
+		d /= 10;
+		k++;
+	}
+	*ret_d = d;
+	*ret_e = k;
+}
+
+static const char digit_pairs[] =
+	"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+	"8081828384858687888990919293949596979899";
+
+/* Write the digits of d (at most 10) into out; return how many. */
+static int write_digits(uint64_t d, char *out)
+{
+	char tmp[20];
+	int n = 20;
+
+	while (d >= 100) {
+		unsigned r = (unsigned)(d % 100);
+		d /= 100;
+		n -= 2;
+		memcpy(tmp + n, digit_pairs + 2 * r, 2);
+	}
+	if (d >= 10) {
+		n -= 2;
+		memcpy(tmp + n, digit_pairs + 2 * d, 2);
+	} else {
+		tmp[--n] = (char)('0' + d);
+	}
+	memcpy(out, tmp + n, (size_t)(20 - n));
+	return 20 - n;
+}
+
+size_t bn_float_format(float v, char out[BN_FLOAT_STR_MAX])
+{
+	char dig[16];
+	uint32_t bits, c;
+	uint64_t d;
+	int q, n, e, exp10;
+	char *p = out;
+
+	memcpy(&bits, &v, sizeof(bits));
+	if ((bits >> 23 & 0xff) == 0xff) {
+		const char *s = bits & 0x7fffff ? "NaN" : bits >> 31 ? "-Infinity" : "Infinity";
+		size_t len = strlen(s);
+
+		memcpy(out, s, len + 1);
+		return len;
+	}
+	if (bits >> 31)
+		*p++ = '-';
+	if ((bits & 0x7fffffff) == 0) {
+		memcpy(p, "0.0", 4);
+		return (size_t)(p - out) + 3;
+	}
+	ensure_init();
+	c = bits & 0x7fffff;
+	q = (int)(bits >> 23 & 0xff);
+	if (q) {
+		c |= C_MIN;
+		q -= 150;
+	} else {
+		q = Q_MIN;
+	}
+	shortest(c, q, &d, &e);
+	n = write_digits(d, dig);
+	exp10 = e + n - 1; /* of the leading digit */
+
+	if (exp10 >= 16 || exp10 < -4) {
+		/* Scientific as Python's repr writes it: 1e-05, 1.5e+38. */
+		*p++ = dig[0];
+		if (n > 1) {
+			*p++ = '.';
+			memcpy(p, dig + 1, (size_t)n - 1);
+			p += n - 1;
+		}
+		*p++ = 'e';
+		*p++ = exp10 < 0 ? '-' : '+';
+		if (exp10 < 0)
+			exp10 = -exp10;
+		memcpy(p, digit_pairs + 2 * exp10, 2);
+		p += 2;
+	} else if (exp10 < 0) {
+		memcpy(p, "0.0000", (size_t)(1 - exp10));
+		p += 1 - exp10;
+		memcpy(p, dig, (size_t)n);
+		p += n;
+	} else if (n <= exp10 + 1) {
+		memcpy(p, dig, (size_t)n);
+		p += n;
+		memset(p, '0', (size_t)(exp10 + 1 - n));
+		p += exp10 + 1 - n;
+		memcpy(p, ".0", 2);
+		p += 2;
+	} else {
+		memcpy(p, dig, (size_t)exp10 + 1);
+		p += exp10 + 1;
+		*p++ = '.';
+		memcpy(p, dig + exp10 + 1, (size_t)(n - exp10 - 1));
+		p += n - exp10 - 1;
+	}
+	*p = '\0';
+	return (size_t)(p - out);
+}
+
+/* Powers of ten as doubles: exact up to 1e22, correctly rounded above. */
+static const double pow10_dbl[] = {
+	1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9,
+	1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
+	1e20, 1e21, 1e22, 1e23, 1e24, 1e25, 1e26, 1e27, 1e28, 1e29,
+	1e30, 1e31, 1e32, 1e33, 1e34, 1e35, 1e36, 1e37, 1e38, 1e39,
+	1e40, 1e41, 1e42, 1e43, 1e44, 1e45, 1e46, 1e47, 1e48, 1e49,
+};
+
+static void quote(struct bn_error *err, const char *code, const char *fmt_head,
+		const char *s, size_t len, const char *tail)
+{
+	int shown = len > 40 ? 40 : (int)len;
+
+	bn_error_set(err, code, "%s%.*s%s%s", fmt_head, shown, s, len > 40 ? "..." : "", tail);
+}
+
+/* Correctly rounded, through strtof_l on a NUL-terminated copy. */
+static int parse_slow(const char *s, size_t len, float *ret, struct bn_error *err)
+{
+	char stack[64], *copy = stack;
+	float f;
+
+	if (!c_locale) {
+		bn_error_set(err, BN_E_NO_MEMORY, "out of memory for the C locale");
+		return -ENOMEM;
+	}
+	if (len >= sizeof(stack)) {
+		copy = malloc(len + 1);
+		if (!copy) {
+			bn_error_set(err, BN_E_NO_MEMORY, "out of memory for a %zu-byte number", len);
+			return -ENOMEM;
+		}
+	}
+	memcpy(copy, s, len);
+	copy[len] = '\0';
+	f = strtof_l(copy, NULL, c_locale);
+	if (copy != stack)
+		free(copy);
+	if (isinf(f)) {
+		quote(err, BN_E_OUT_OF_RANGE, "value ", s, len, " is beyond float32");
+		return -EINVAL;
+	}
+	*ret = f;
+	return 0;
+}
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+int bn_float_parse(const char *s, size_t len, float *ret, struct bn_error *err)
+{
+	const char *p = s, *end = s + len;
+	uint64_t w = 0;
+	int64_t exp10 = 0, ex = 0;
+	int ndig = 0;
+	bool neg = false;
+	double d;
+
+	if (p < end && *p == '-') {
+		neg = true;
+		p++;
+	}
+	if (p == end || !is_digit(*p))
+		goto bad;
+	if (*p == '0') {
+		p++;
+	} else {
+		for (; p < end && is_digit(*p); p++) {
+			if (ndig < 19) {
+				w = w * 10 + (uint64_t)(*p - '0');
+				ndig++;
+			} else {
+				exp10++; /* a dropped digit still scales the value */
+			}
+		}
+	}
+	if (p < end && *p == '.') {
+		if (++p == end || !is_digit(*p))
+			goto bad;
+		for (; p < end && is_digit(*p); p++) {
+			if (ndig < 19 && (w || *p != '0')) {
+				w = w * 10 + (uint64_t)(*p - '0');
+				ndig++;
+				exp10--;
+			} else if (!w) {
+				exp10--; /* a leading zero after the point */
+			}
+		}
+	}
+	if (p < end && (*p == 'e' || *p == 'E')) {
+		bool eneg = false;
+
+		if (++p < end && (*p == '+' || *p == '-'))
+			eneg = *p++ == '-';
+		if (p == end || !is_digit(*p))
+			goto bad;
+		for (; p < end && is_digit(*p); p++) {
+			if (ex < 1000000)
+				ex = ex * 10 + (*p - '0');
+		}
+		exp10 += eneg ? -ex : ex;
+	}
+	if (p != end)
+		goto bad;
+
+	if (!w) {
+		*ret = neg ? -0.0f : 0.0f;
+		return 0;
+	}
+	/* The value is in [10^(ndig - 1 + exp10), 10^(ndig + exp10)). */
+	if (ndig + exp10 > 39) {
+		quote(err, BN_E_OUT_OF_RANGE, "value ", s, len, " is beyond float32");
+		return -EINVAL;
+	}
+	if (ndig + exp10 < -46) {
+		*ret = neg ? -0.0f : 0.0f; /* below half the smallest subnormal */
+		return 0;
+	}
+	d = (double)w;
+	if (exp10 >= 0)
+		d *= pow10_dbl[exp10];
+	else if (exp10 >= -22)
+		d /= pow10_dbl[-exp10];
+	else
+		d = d / 1e22 / pow10_dbl[-exp10 - 22];
+	/* At most a few ulps off; near a float32 midpoint or outside the normal range, be exact. */
+	if (d >= (double)FLT_MIN && d <= (double)FLT_MAX) {
+		uint64_t bits;
+		int64_t low;
+
+		memcpy(&bits, &d, sizeof(bits));
+		low = (int64_t)(bits & ((UINT64_C(1) << 29) - 1)) - (INT64_C(1) << 28);
+		if (low > 64 || low < -64) {
+			float f = (float)d;
+			*ret = neg ? -f : f;
+			return 0;
+		}
+	}
+	ensure_init();
+	return parse_slow(s, len, ret, err);
+
+bad:
+	quote(err, BN_E_INVALID_JSON, "'", s, len, "' is not a JSON number");
+	return -EBADMSG;
+}
