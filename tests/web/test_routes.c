@@ -14,6 +14,7 @@
  * at /) must be documented.
  */
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -24,11 +25,17 @@
 
 static int failures;
 
-static void fail(const char *fmt, const char *a, const char *b)
+static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void fail(const char *fmt, ...)
 {
+	va_list ap;
+
+	va_start(ap, fmt);
 	printf("not ok - ");
-	printf(fmt, a, b);
+	vprintf(fmt, ap);
 	printf("\n");
+	va_end(ap);
 	failures++;
 }
 
@@ -92,7 +99,7 @@ static void check_table(json_t *paths)
 	char m[16];
 
 	if (bnd_routes_count == 0)
-		fail("the route table is empty%s%s", "", "");
+		fail("the route table is empty");
 	for (size_t i = 0; i < bnd_routes_count; i++) {
 		const struct bnd_route *r = &bnd_routes[i];
 		json_t *op;
@@ -136,7 +143,7 @@ static void check_document(json_t *paths, char **files, int n)
 
 		if (json_is_true(json_object_get(item, "x-batchnormd-dashboard-file"))) {
 			if (path[0] != '/' || !listed(path + 1, files, n))
-				fail("%s is marked as a dashboard file but is not one%s", path, "");
+				fail("%s is marked as a dashboard file but is not one", path);
 			continue;
 		}
 		json_object_foreach(item, key, op) {
