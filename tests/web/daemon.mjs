@@ -53,6 +53,7 @@ export function client(base) {
     const res = await fetch(base + p, init);
     const text = await res.text();
     if (!expect.includes(res.status)) throw new Error(`${method} ${p}: ${res.status} ${text}`);
-    return { status: res.status, text, json: text ? JSON.parse(text) : null, headers: res.headers };
+    const isJson = /json/.test(res.headers.get('content-type') || '');
+    return { status: res.status, text, json: isJson && text ? JSON.parse(text) : null, headers: res.headers };
   };
 }
