@@ -274,15 +274,22 @@ fail:
 
 int it_daemon_stop(struct it_daemon *d)
 {
+	if (!d->pid)
+		return -1;
+	kill(d->pid, SIGTERM);
+	return it_daemon_wait(d);
+}
+
+int it_daemon_wait(struct it_daemon *d)
+{
 	int64_t deadline = now_ms() + IT_STOP_TIMEOUT_MS;
 	int status = 0;
 
 	if (!d->pid)
 		return -1;
-	kill(d->pid, SIGTERM);
 	while (!exited(d, &status)) {
 		if (now_ms() > deadline) {
-			fprintf(stderr, "batchnormd did not exit within %d ms of SIGTERM\n", IT_STOP_TIMEOUT_MS);
+			fprintf(stderr, "batchnormd did not exit within %d ms\n", IT_STOP_TIMEOUT_MS);
 			it_daemon_kill(d);
 			return -1;
 		}
@@ -291,7 +298,7 @@ int it_daemon_stop(struct it_daemon *d)
 	stop_drain(d);
 	if (WIFEXITED(status))
 		return WEXITSTATUS(status);
-	fprintf(stderr, "batchnormd died of signal %d after SIGTERM\n", WTERMSIG(status));
+	fprintf(stderr, "batchnormd died of signal %d\n", WTERMSIG(status));
 	return -1;
 }
 

@@ -73,6 +73,9 @@ int it_daemon_start(struct it_daemon *d, const char *const extra_args[]);
  */
 int it_daemon_stop(struct it_daemon *d);
 
+/* Wait for an exit already asked for (no signal sent); returns as it_daemon_stop(). */
+int it_daemon_wait(struct it_daemon *d);
+
 /* SIGKILL and reap, as a crash. */
 void it_daemon_kill(struct it_daemon *d);
 
