@@ -62,7 +62,7 @@ static void test_if_match(void)
 
 	for (size_t i = 0; i < NCHANGES; i++) {
 		struct it_snapshot before, after;
-		char what[128];
+		char what[512];
 		const char *path = at(changes[i].path, "im");
 
 		snprintf(what, sizeof(what), "%s %s with a stale If-Match", changes[i].method, path);
@@ -118,7 +118,7 @@ static void test_auth(void)
 		const char *path = at(changes[i].path, "au");
 		for (size_t w = 0; w < sizeof(wrong) / sizeof(wrong[0]); w++) {
 			struct it_snapshot before, after;
-			char what[200];
+			char what[512];
 
 			snprintf(what, sizeof(what), "%s %s with '%s'", changes[i].method, path, wrong[w] ? wrong[w] : "no token");
 			it_snapshot_take(&d, "au", &before);
