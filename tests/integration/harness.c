@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -243,6 +244,8 @@ int it_daemon_start(struct it_daemon *d, const char *const extra_args[])
 		return r;
 	}
 	if (pid == 0) {
+		/* A test that dies must not leave its daemon behind. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (dup2(fds[1], STDOUT_FILENO) < 0)
 			_exit(126);
 		execv(argv[0], (char *const *)argv);

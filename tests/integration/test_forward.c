@@ -1,7 +1,7 @@
 /*
  * test_forward.c: train and eval over HTTP.
  *
- * API.md's worked example (numbers PyTorch gives), both JSON tensor forms
+ * API.md's worked example (numbers from PyTorch via golden.py), both JSON tensor forms
  * with the output in the input's form, ranks 2 to 5, eval against
  * libbatchnorm run on the state the server reports, and .npy in and out.
  */
@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "bn/batchnorm.h"
+#include "worked_example.h"
 
 static struct it_daemon d;
 
@@ -40,18 +41,38 @@ static void check_values(const json_t *arr, const char *const want[], size_t n, 
 		CHECKF(it_same_f32(got[i], it_f32(want[i])), "%s[%zu]: %.9g, expected %s", what, i, got[i], want[i]);
 }
 
+/*
+ * API.md's figures, to 7 significant digits. The exact float32 values come
+ * from PyTorch through golden.py (worked_example.h); these only tie them to
+ * the contract's text.
+ */
+static void check_api_md_digits(const json_t *arr, const char *const want[], size_t n, const char *what)
+{
+	float got[16];
+	char text[32];
+
+	if (it_json_floats(arr, got, 16) != (long)n)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		snprintf(text, sizeof(text), "%.7g", (double)got[i]);
+		CHECKF(!strcmp(text, want[i]), "%s[%zu]: %s to 7 digits, API.md says %s", what, i, text, want[i]);
+	}
+}
+
 /* BatchNorm2d(1, affine=False), input [[[[0.0, 1.0]]]], 51 train steps, then eval. */
 static void test_worked_example(void)
 {
-	static const char *const train_out[] = { "-0.99998", "0.99998" };
-	static const char *const eval_out[] = { "-0.7021934", "0.7087377" };
-	static const char *const rm[] = { "0.4976808" }, *const rv[] = { "0.5023191" };
+	static const char *const train_out[] = WX_TRAIN_OUTPUT, *const eval_out[] = WX_EVAL_OUTPUT;
+	static const char *const rm[] = WX_RUNNING_MEAN, *const rv[] = WX_RUNNING_VAR;
+	static const char *const bm[] = WX_BATCH_MEAN, *const bv[] = WX_BATCH_VAR;
+	static const char *const md_train[] = { "-0.99998", "0.99998" }, *const md_eval[] = { "-0.7021934", "0.7087377" };
+	static const char *const md_rm[] = { "0.4976808" }, *const md_rv[] = { "0.5023191" };
 	const char *in = "{\"input\": [[[[0.0, 1.0]]]]}";
 	struct it_response r;
 
 	expect("PUT", "/v1/layers/bn1", NULL, "{\"num_features\": 1, \"affine\": false}", 36, 201, &r);
 	it_response_finish(&r);
-	for (int i = 1; i <= 51; i++) {
+	for (int i = 1; i <= WX_STEPS; i++) {
 		if (!post("/v1/layers/bn1/train", in, 200, &r)) {
 			it_response_finish(&r);
 			return;
@@ -62,10 +83,12 @@ static void test_worked_example(void)
 				json_array_size(json_array_get(json_array_get(o, 0), 0)) == 1,
 				"train output is not nested as the input [[[[a, b]]]]");
 		CHECKF(json_integer_value(it_get(r.json, "num_batches_tracked", NULL)) == i, "nbt after step %d", i);
-		if (i == 51) {
+		if (i == WX_STEPS) {
 			check_values(it_get(r.json, "running_mean", NULL), rm, 1, "train running_mean");
 			check_values(it_get(r.json, "running_var", NULL), rv, 1, "train running_var");
-			static const char *const bm[] = { "0.5" }, *const bv[] = { "0.25" };
+			check_api_md_digits(it_get(r.json, "output", NULL), md_train, 2, "train output");
+			check_api_md_digits(it_get(r.json, "running_mean", NULL), md_rm, 1, "running_mean");
+			check_api_md_digits(it_get(r.json, "running_var", NULL), md_rv, 1, "running_var");
 			check_values(it_get(r.json, "batch_mean", NULL), bm, 1, "batch_mean");
 			check_values(it_get(r.json, "batch_var", NULL), bv, 1, "batch_var (biased)");
 		}
@@ -75,7 +98,7 @@ static void test_worked_example(void)
 	json_t *st = it_get(r.json, "state", NULL);
 	check_values(json_object_get(st, "running_mean"), rm, 1, "GET running_mean");
 	check_values(json_object_get(st, "running_var"), rv, 1, "GET running_var");
-	CHECK(json_integer_value(json_object_get(st, "num_batches_tracked")) == 51);
+	CHECK(json_integer_value(json_object_get(st, "num_batches_tracked")) == WX_STEPS);
 	CHECK(json_object_size(st) == 3);
 	struct it_snapshot before, after;
 	it_response_finish(&r);
@@ -83,6 +106,7 @@ static void test_worked_example(void)
 	it_snapshot_take(&d, "bn1", &before);
 	post("/v1/layers/bn1/eval", in, 200, &r);
 	check_values(it_get(r.json, "output", NULL), eval_out, 2, "eval output");
+	check_api_md_digits(it_get(r.json, "output", NULL), md_eval, 2, "eval output");
 	CHECK(json_object_size(r.json) == 1);
 	it_response_finish(&r);
 	it_snapshot_take(&d, "bn1", &after);
