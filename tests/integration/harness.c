@@ -180,6 +180,21 @@ static bool exited(struct it_daemon *d, int *status)
 	return false;
 }
 
+bool it_daemon_alive(struct it_daemon *d)
+{
+	int status;
+
+	if (!d->pid)
+		return false;
+	if (!exited(d, &status))
+		return true;
+	if (WIFSIGNALED(status))
+		fprintf(stderr, "batchnormd died of signal %d\n", WTERMSIG(status));
+	else
+		fprintf(stderr, "batchnormd exited with status %d\n", WEXITSTATUS(status));
+	return false;
+}
+
 static void stop_drain(struct it_daemon *d)
 {
 	if (d->draining) {

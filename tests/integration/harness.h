@@ -76,6 +76,9 @@ int it_daemon_stop(struct it_daemon *d);
 /* Wait for an exit already asked for (no signal sent); returns as it_daemon_stop(). */
 int it_daemon_wait(struct it_daemon *d);
 
+/* Whether the daemon still runs; reaps it (and says how it ended) when not. */
+bool it_daemon_alive(struct it_daemon *d);
+
 /* SIGKILL and reap, as a crash. */
 void it_daemon_kill(struct it_daemon *d);
 

@@ -69,6 +69,8 @@ static void test_if_match(void)
 		it_snapshot_take(&d, "im", &before);
 		req(changes[i].method, path, stale, NULL, changes[i].body, &r);
 		it_check_problem(&r, 412, "precondition_failed", what);
+		CHECKF(!strcmp(r.etag, before.etag), "%s: the 412 carries ETag '%s', not the current %s", what,
+				r.etag, before.etag);
 		it_response_finish(&r);
 		it_snapshot_take(&d, "im", &after);
 		CHECKF(it_snapshot_equal(&before, &after), "%s changed the layer", what);
