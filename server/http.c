@@ -365,6 +365,8 @@ struct MHD_Daemon *bnd_http_start(struct bnd_daemon *d, unsigned *ret_port)
 		MHD_OPTION_THREAD_POOL_SIZE, d->opt.threads,
 		MHD_OPTION_CONNECTION_TIMEOUT, 30u,
 		MHD_OPTION_CONNECTION_LIMIT, 1000u,
+		/* Larger reads of big bodies than the 32 KiB default, still bounded per connection. */
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, d,
 		MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL,
 		MHD_OPTION_END);
