@@ -181,6 +181,10 @@ static struct conn_state *start_request(struct bnd_daemon *d, struct MHD_Connect
 	cs->slot = BND_METRICS_SLOT_UNMATCHED(bnd_routes_count);
 	snprintf(cs->method, sizeof(cs->method), "%s", method);
 	snprintf(cs->path, sizeof(cs->path), "%s", url);
+	/* The path arrives percent-decoded: keep control characters out of the log. */
+	for (char *p = cs->path; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	bn_buf_init(&cs->res.body, 0);
 	bn_buf_init(&cs->body, d->opt.max_body_bytes);
 	if (static_file(cs, url) || check_headers(cs, url) < 0)
