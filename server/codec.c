@@ -22,6 +22,12 @@ static int load_object(const char *body, size_t len, const char *what, json_t **
 	json_error_t jerr;
 	json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 
+	if (!root && json_error_code(&jerr) == json_error_numeric_overflow) {
+		/* Well-formed JSON whose number no field here could hold: a value error, not a syntax one. */
+		bn_error_set(err, BN_E_OUT_OF_RANGE, "%s (line %d, column %d): no field takes a number that large",
+			jerr.text, jerr.line, jerr.column);
+		return -EINVAL;
+	}
 	if (!root) {
 		bn_error_set(err, BN_E_INVALID_JSON, "the body is not valid JSON: %s (line %d, column %d)",
 			jerr.text, jerr.line, jerr.column);
