@@ -37,3 +37,27 @@ bn_build() {
 	fi
 	meson compile -C "$dir" >/dev/null
 }
+
+# bn_summary DIR LABEL: one closing line from meson's test log, "LABEL: N passed, N failed, N skipped".
+bn_summary() {
+	local log=$1/meson-logs/testlog.json
+	[ -f "$log" ] || return 0
+	python3 - "$log" "$2" <<'PY'
+import json, sys
+counts = {"OK": 0, "FAIL": 0, "SKIP": 0}
+for line in open(sys.argv[1]):
+    result = json.loads(line).get("result", "")
+    key = "OK" if result in ("OK", "EXPECTEDFAIL") else "SKIP" if result == "SKIP" else "FAIL"
+    counts[key] += 1
+print(f"{sys.argv[2]}: {counts['OK']} passed, {counts['FAIL']} failed, {counts['SKIP']} skipped")
+PY
+}
+
+# bn_meson_test DIR LABEL [MESON-TEST-ARGS...]: run meson test, then print the closing line.
+bn_meson_test() {
+	local dir=$1 label=$2 rc=0
+	shift 2
+	meson test -C "$dir" --print-errorlogs "$@" || rc=$?
+	bn_summary "$dir" "$label"
+	return $rc
+}
