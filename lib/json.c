@@ -157,8 +157,8 @@ static void nest_value(struct parser *P, struct frame *fr, enum kind k, float f,
 		}
 		return;
 	}
-	nest_path(P, l + 1, path, sizeof(path));
 	if (k != K_NUMBER) {
+		nest_path(P, l + 1, path, sizeof(path));
 		fail(P, -EINVAL, BN_E_WRONG_TYPE, "%s: expected %s, got %s", path,
 				!P->rank || l + 1 == P->rank ? "a number" : "an array", kind_names[k]);
 		return;
@@ -170,6 +170,7 @@ static void nest_value(struct parser *P, struct frame *fr, enum kind k, float f,
 		fail(P, -EINVAL, BN_E_RAGGED, "%s: ragged array, element %zu is a number, "
 				"where other rows hold arrays", path, i);
 	} else if (num_r < 0) {
+		nest_path(P, l + 1, path, sizeof(path));
 		fail(P, -EINVAL, BN_E_OUT_OF_RANGE, "%s: value %.*s%s is beyond float32", path,
 				toklen > 40 ? 40 : (int)toklen, tok, toklen > 40 ? "..." : "");
 	} else if (P->count >= P->max) {
@@ -648,14 +649,15 @@ static int scan_scalar(struct parser *P)
 	float f = 0;
 	int r;
 
-	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+	for (size_t i = 0; *tok >= 'a' && i < sizeof(words) / sizeof(words[0]); i++) {
 		if (starts_with(P, words[i].word)) {
 			P->p += strlen(words[i].word);
 			sem_value(P, words[i].kind, 0, 0, NULL, 0);
 			return 0;
 		}
 	}
-	if (starts_with(P, "NaN") || starts_with(P, "Infinity") || starts_with(P, "-Infinity"))
+	if ((*tok == 'N' || *tok == 'I' || *tok == '-') && (starts_with(P, "NaN")
+			|| starts_with(P, "Infinity") || starts_with(P, "-Infinity")))
 		return syntax_msg(P, (size_t)(P->p - P->start), "NaN and Infinity are not JSON; "
 				"a tensor holds finite numbers only");
 	while (P->p < P->end && ((*P->p >= '0' && *P->p <= '9') || *P->p == '-' || *P->p == '+'
