@@ -365,6 +365,8 @@ struct MHD_Daemon *bnd_http_start(struct bnd_daemon *d, unsigned *ret_port)
 		return NULL;
 	}
 	mhd = MHD_start_daemon(flags, (uint16_t)d->opt.port, NULL, NULL, on_request, d,
+		/* First, so that MHD logs nothing of its own before it. */
+		MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL,
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 		MHD_OPTION_THREAD_POOL_SIZE, d->opt.threads,
 		MHD_OPTION_CONNECTION_TIMEOUT, 30u,
@@ -372,7 +374,6 @@ struct MHD_Daemon *bnd_http_start(struct bnd_daemon *d, unsigned *ret_port)
 		/* Larger reads of big bodies than the 32 KiB default, still bounded per connection. */
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, d,
-		MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL,
 		MHD_OPTION_END);
 	if (!mhd) {
 		fprintf(stderr, "http: cannot listen on %s:%u: %s\n", d->opt.host, d->opt.port, strerror(errno));
