@@ -100,8 +100,11 @@ char *bn_buf_steal(struct bn_buf *b, size_t *ret_len)
 
 	if (b->err)
 		return NULL;
-	if (!b->data && bn_buf_reserve(b, 0) < 0)
-		return NULL;
+	if (!b->data) {
+		if (bn_buf_reserve(b, 0) < 0)
+			return NULL;
+		b->data[0] = '\0'; /* an empty buffer still gives a string */
+	}
 	p = b->data;
 	*ret_len = b->len;
 	b->data = NULL;
