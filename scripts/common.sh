@@ -38,10 +38,13 @@ bn_build() {
 	meson compile -C "$dir" >/dev/null
 }
 
-# bn_summary DIR LABEL: one closing line from meson's test log, "LABEL: N passed, N failed, N skipped".
+# bn_summary DIR LABEL: one closing line from the run's test log,
+# "LABEL: N passed, N failed, N skipped". The log is meson-logs/LABEL.json,
+# or LABEL-WRAPPER.json when meson test ran with --wrapper.
 bn_summary() {
-	local log=$1/meson-logs/testlog.json
-	[ -f "$log" ] || return 0
+	local log
+	log=$(ls -t "$1/meson-logs/$2".json "$1/meson-logs/$2"-*.json 2>/dev/null | head -n 1)
+	[ -n "$log" ] || return 0
 	python3 - "$log" "$2" <<'PY'
 import json, sys
 counts = {"OK": 0, "FAIL": 0, "SKIP": 0}
@@ -57,7 +60,7 @@ PY
 bn_meson_test() {
 	local dir=$1 label=$2 rc=0
 	shift 2
-	meson test -C "$dir" --print-errorlogs "$@" || rc=$?
+	meson test -C "$dir" --print-errorlogs --logbase "$label" "$@" || rc=$?
 	bn_summary "$dir" "$label"
 	return $rc
 }
