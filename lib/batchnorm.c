@@ -351,46 +351,33 @@ static inline float scale_shift(float x, double a, double b)
 }
 
 /*
- * y = x * a + b over a row with one (a, b). Returns false when a result is
- * not finite: a non-finite times zero is NaN, so the sums of v * 0 stay 0
- * exactly when every v is finite.
+ * y = x * a + b over a row with one (a, b); y may be x itself. Returns
+ * false when a result is not finite: a non-finite times zero is NaN, so
+ * the sums of v * 0 stay 0 exactly when every v is finite.
+ *
+ * Each group of four is computed into v and then stored: all its loads come
+ * before its stores, so the compiler vectorizes the group without having to
+ * know whether x and y overlap, and one loop serves both in-place and
+ * separate buffers (restrict would make the in-place call undefined).
  */
-static bool row_apply(const float *restrict x, float *restrict y, size_t len, float a, float b)
+static bool row_apply(const float *x, float *y, size_t len, float a, float b)
 {
 	double da = a, db = b;
 	float z[4] = { 0 };
 	size_t i = 0;
 
 	for (; i + 4 <= len; i += 4) {
+		float v[4];
+
 		for (int k = 0; k < 4; k++) {
-			float v = scale_shift(x[i + k], da, db);
-			y[i + k] = v;
-			z[k] += v * 0.0f;
+			v[k] = scale_shift(x[i + k], da, db);
+			z[k] += v[k] * 0.0f;
 		}
+		memcpy(y + i, v, sizeof(v));
 	}
 	for (; i < len; i++) {
 		y[i] = scale_shift(x[i], da, db);
 		z[0] += y[i] * 0.0f;
-	}
-	return (z[0] + z[1]) + (z[2] + z[3]) == 0;
-}
-
-static bool row_apply_inplace(float *p, size_t len, float a, float b)
-{
-	double da = a, db = b;
-	float z[4] = { 0 };
-	size_t i = 0;
-
-	for (; i + 4 <= len; i += 4) {
-		for (int k = 0; k < 4; k++) {
-			float v = scale_shift(p[i + k], da, db);
-			p[i + k] = v;
-			z[k] += v * 0.0f;
-		}
-	}
-	for (; i < len; i++) {
-		p[i] = scale_shift(p[i], da, db);
-		z[0] += p[i] * 0.0f;
 	}
 	return (z[0] + z[1]) + (z[2] + z[3]) == 0;
 }
@@ -435,12 +422,9 @@ static size_t apply(const struct bn_tensor *x, struct bn_tensor *y, const float 
 						bad = c;
 			continue;
 		}
-		for (size_t c = 0; c < C; c++, px += S, py += S) {
-			bool ok = px == py ? row_apply_inplace(py, S, a[c], b[c])
-					: row_apply(px, py, S, a[c], b[c]);
-			if (!ok && c < bad)
+		for (size_t c = 0; c < C; c++, px += S, py += S)
+			if (!row_apply(px, py, S, a[c], b[c]) && c < bad)
 				bad = c;
-		}
 	}
 	return bad;
 }
