@@ -382,18 +382,23 @@ static bool row_apply(const float *x, float *y, size_t len, float a, float b)
 	return (z[0] + z[1]) + (z[2] + z[3]) == 0;
 }
 
-/* Spatial size 1: one row holds one value of every channel, each with its (a, b). */
+/*
+ * Spatial size 1: one row holds one value of every channel, each with its
+ * (a, b). Stored by groups of four as row_apply does, for the same reason.
+ */
 static bool cols_apply(const float *x, float *y, size_t len, const float *a, const float *b)
 {
 	float z[4] = { 0 };
 	size_t i = 0;
 
 	for (; i + 4 <= len; i += 4) {
+		float v[4];
+
 		for (int k = 0; k < 4; k++) {
-			float v = scale_shift(x[i + k], a[i + k], b[i + k]);
-			y[i + k] = v;
-			z[k] += v * 0.0f;
+			v[k] = scale_shift(x[i + k], a[i + k], b[i + k]);
+			z[k] += v[k] * 0.0f;
 		}
+		memcpy(y + i, v, sizeof(v));
 	}
 	for (; i < len; i++) {
 		y[i] = scale_shift(x[i], a[i], b[i]);
