@@ -1,6 +1,6 @@
 /*
- * test_json.c: lib/json.c's body reader (every refusal with its errno, code
- * and exact detail; both forms; depth; caps) and its writers.
+ * test_json.c: the body reader of lib/json_read.c and lib/json_body.c (every refusal with its errno, code
+ * and exact detail; both forms; depth; caps) and the writers of lib/json_write.c.
  */
 #undef NDEBUG
 #include <assert.h>
