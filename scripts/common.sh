@@ -42,8 +42,10 @@ bn_build() {
 # "LABEL: N passed, N failed, N skipped". The log is meson-logs/LABEL.json,
 # or LABEL-WRAPPER.json when meson test ran with --wrapper.
 bn_summary() {
-	local log
-	log=$(ls -t "$1/meson-logs/$2".json "$1/meson-logs/$2"-*.json 2>/dev/null | head -n 1)
+	local log="" f
+	for f in "$1/meson-logs/$2".json "$1/meson-logs/$2"-*.json; do
+		[ -f "$f" ] && [ -z "$log" -o "$f" -nt "$log" ] && log=$f
+	done
 	[ -n "$log" ] || return 0
 	python3 - "$log" "$2" <<'PY'
 import json, sys
