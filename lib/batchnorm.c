@@ -91,6 +91,20 @@ static int check_output(const struct bn_tensor *x, const struct bn_tensor *y,
 	return -EINVAL;
 }
 
+/* What both forwards check before touching anything: the input, the state, the output. */
+static int check_call(const struct bn_config *cfg, const struct bn_state *state,
+		const struct bn_tensor *x, const struct bn_tensor *y, bool use_batch_stats,
+		struct bn_error *err)
+{
+	int r = bn_input_check(cfg, x, use_batch_stats, err);
+
+	if (r == 0)
+		r = check_state(cfg, state, err);
+	if (r == 0)
+		r = check_output(x, y, err);
+	return r;
+}
+
 /*
  * Reductions. Four interleaved partial sums per row let the compiler
  * vectorize at -O2; the float subtraction and square are PyTorch's rounding.
@@ -395,13 +409,7 @@ int bn_forward_train(const struct bn_config *cfg, struct bn_state *state,
 	struct scratch t;
 	int r;
 
-	r = bn_input_check(cfg, x, true, err);
-	if (r < 0)
-		return r;
-	r = check_state(cfg, state, err);
-	if (r < 0)
-		return r;
-	r = check_output(x, y, err);
+	r = check_call(cfg, state, x, y, true, err);
 	if (r < 0)
 		return r;
 	if (cfg->track_running_stats && state->num_batches_tracked >= BN_MAX_BATCHES_TRACKED) {
@@ -450,13 +458,7 @@ int bn_forward_eval(const struct bn_config *cfg, const struct bn_state *state,
 	struct scratch t;
 	int r;
 
-	r = bn_input_check(cfg, x, !cfg->track_running_stats, err);
-	if (r < 0)
-		return r;
-	r = check_state(cfg, state, err);
-	if (r < 0)
-		return r;
-	r = check_output(x, y, err);
+	r = check_call(cfg, state, x, y, !cfg->track_running_stats, err);
 	if (r < 0)
 		return r;
 	r = scratch_init(&t, C, err);

@@ -56,6 +56,42 @@ void bnd_change_end(struct bnd_request *req, struct bnd_snapshot *cur)
 	pthread_mutex_unlock(&req->layer->write_lock);
 }
 
+int bnd_change_apply(struct bnd_request *req, struct bnd_response *res,
+		int (*change)(struct bnd_request *req, const struct bnd_snapshot *cur,
+			struct bnd_snapshot *next, struct bn_error *e),
+		int (*answer)(struct bnd_request *req, struct bnd_response *res,
+			const struct bnd_snapshot *snap))
+{
+	struct bnd_snapshot *cur, *next;
+	struct bn_error e = { 0 };
+	int rc;
+
+	rc = bnd_change_begin(req, res, &cur);
+	if (rc < 0)
+		return rc;
+	rc = bnd_snapshot_copy(cur, &next);
+	if (rc < 0) {
+		rc = bnd_fail(res, rc, NULL, "out of memory");
+		goto out;
+	}
+	rc = change(req, cur, next, &e);
+	if (rc < 0) {
+		bnd_snapshot_unref(next);
+		rc = bnd_fail_bn(res, rc, &e);
+	} else if (rc > 0) {
+		bnd_snapshot_unref(next);
+		rc = answer(req, res, cur);
+	} else {
+		/* next is the layer's once committed; the write lock keeps it current. */
+		rc = bnd_change_commit(req, res, next);
+		if (rc == 0)
+			rc = answer(req, res, next);
+	}
+out:
+	bnd_change_end(req, cur);
+	return rc;
+}
+
 /* Answer with the layer as GET shows it, and its ETag. */
 static int answer_layer(struct bnd_response *res, unsigned status, const char *name,
 		const struct bnd_snapshot *snap)
@@ -187,37 +223,26 @@ int bnd_layers_get(struct bnd_request *req, struct bnd_response *res)
 	return 0;
 }
 
-int bnd_layers_patch(struct bnd_request *req, struct bnd_response *res)
+static int patch(struct bnd_request *req, const struct bnd_snapshot *cur,
+		struct bnd_snapshot *next, struct bn_error *e)
 {
-	struct bnd_snapshot *cur, *next;
-	struct bn_error e;
-	int rc;
+	int rc = bnd_config_patch(req->body, req->body_len, &next->cfg, e);
 
-	rc = bnd_change_begin(req, res, &cur);
 	if (rc < 0)
 		return rc;
-	rc = bnd_snapshot_copy(cur, &next);
-	if (rc < 0) {
-		rc = bnd_fail(res, rc, NULL, "out of memory");
-		goto out;
-	}
-	rc = bnd_config_patch(req->body, req->body_len, &next->cfg, &e);
-	if (rc < 0) {
-		bnd_snapshot_unref(next);
-		rc = bnd_fail_bn(res, rc, &e);
-		goto out;
-	}
-	if (bnd_config_equal(&next->cfg, &cur->cfg)) {
-		bnd_snapshot_unref(next);
-		rc = answer_layer(res, 200, req->layer->name, cur);
-		goto out;
-	}
-	rc = bnd_change_commit(req, res, next);
-	if (rc == 0)
-		rc = answer_layer(res, 200, req->layer->name, next);
-out:
-	bnd_change_end(req, cur);
-	return rc;
+	/* The config it already has changes nothing, and keeps the ETag. */
+	return bnd_config_equal(&next->cfg, &cur->cfg) ? 1 : 0;
+}
+
+static int answer_patched(struct bnd_request *req, struct bnd_response *res,
+		const struct bnd_snapshot *snap)
+{
+	return answer_layer(res, 200, req->layer->name, snap);
+}
+
+int bnd_layers_patch(struct bnd_request *req, struct bnd_response *res)
+{
+	return bnd_change_apply(req, res, patch, answer_patched);
 }
 
 int bnd_layers_delete(struct bnd_request *req, struct bnd_response *res)

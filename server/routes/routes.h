@@ -51,4 +51,18 @@ int bnd_change_commit(struct bnd_request *req, struct bnd_response *res, struct 
 /* Release what bnd_change_begin took. */
 void bnd_change_end(struct bnd_request *req, struct bnd_snapshot *cur);
 
+/*
+ * The whole of a change that PATCH, PUT /state and reset share: begin, make
+ * a copy of the current snapshot, let change() edit the copy, commit it and
+ * answer() with it, then end. change() returns a negative errno with e
+ * filled (the client gets that error and nothing changes), 0 to commit the
+ * copy, or 1 when the copy equals cur: nothing is committed, the ETag stays,
+ * and answer() gets cur.
+ */
+int bnd_change_apply(struct bnd_request *req, struct bnd_response *res,
+		int (*change)(struct bnd_request *req, const struct bnd_snapshot *cur,
+			struct bnd_snapshot *next, struct bn_error *e),
+		int (*answer)(struct bnd_request *req, struct bnd_response *res,
+			const struct bnd_snapshot *snap));
+
 #endif
