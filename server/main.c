@@ -22,19 +22,30 @@ struct flag {
 	const char *name; /* without the leading -- */
 	const char *env;
 	const char *help;
+	const char *expect; /* what a bad value is told it should have been */
 };
 
 static const struct flag flags[] = {
-	{ "listen", "BATCHNORMD_LISTEN", "ADDR:PORT to listen on (default 127.0.0.1:8080; port 0: any free one)" },
-	{ "db", "BATCHNORMD_DB", "SQLite database path (default ./batchnormd.db)" },
-	{ "threads", "BATCHNORMD_THREADS", "HTTP worker threads (default: the number of CPUs, at least 2)" },
-	{ "max-body-bytes", "BATCHNORMD_MAX_BODY_BYTES", "largest request body, bytes (default 83886080, 80 MiB)" },
-	{ "max-elements", "BATCHNORMD_MAX_ELEMENTS", "largest input tensor, elements (default 16777216)" },
-	{ "history-limit", "BATCHNORMD_HISTORY_LIMIT", "history entries kept per layer (default 1000)" },
-	{ "sync", "BATCHNORMD_SYNC", "full (power-loss durable, default) or normal (crash durable)" },
-	{ "token-file", "BATCHNORMD_TOKEN_FILE", "file holding the bearer token for changes (default: none)" },
-	{ "max-layers", "BATCHNORMD_MAX_LAYERS", "most layers stored (default 10000)" },
-	{ "max-features", "BATCHNORMD_MAX_FEATURES", "largest num_features (default 65536)" },
+	{ "listen", "BATCHNORMD_LISTEN", "ADDR:PORT to listen on (default 127.0.0.1:8080; port 0: any free one)",
+	  "an IPv4 address, [IPv6] or localhost, a colon, and a port from 0 to 65535" },
+	{ "db", "BATCHNORMD_DB", "SQLite database path (default ./batchnormd.db)",
+	  "a file path" },
+	{ "threads", "BATCHNORMD_THREADS", "HTTP worker threads (default: the number of CPUs, at least 2)",
+	  "an integer from 1 to 256" },
+	{ "max-body-bytes", "BATCHNORMD_MAX_BODY_BYTES", "largest request body, bytes (default 83886080, 80 MiB)",
+	  "a positive integer" },
+	{ "max-elements", "BATCHNORMD_MAX_ELEMENTS", "largest input tensor, elements (default 16777216)",
+	  "a positive integer" },
+	{ "history-limit", "BATCHNORMD_HISTORY_LIMIT", "history entries kept per layer (default 1000)",
+	  "an integer from 1 to 1000000" },
+	{ "sync", "BATCHNORMD_SYNC", "full (power-loss durable, default) or normal (crash durable)",
+	  "full or normal" },
+	{ "token-file", "BATCHNORMD_TOKEN_FILE", "file holding the bearer token for changes (default: none)",
+	  "a file path" },
+	{ "max-layers", "BATCHNORMD_MAX_LAYERS", "most layers stored (default 10000)",
+	  "an integer from 1 to 10000000" },
+	{ "max-features", "BATCHNORMD_MAX_FEATURES", "largest num_features (default 65536)",
+	  "an integer from 1 to 16777216" },
 };
 #define N_FLAGS (sizeof(flags) / sizeof(flags[0]))
 
@@ -119,7 +130,8 @@ static int parse_args(struct bnd_options *o, int argc, char **argv)
 		const char *v = getenv(flags[i].env);
 
 		if (v && apply(o, i, v) < 0) {
-			fprintf(stderr, "batchnormd: bad value for %s: '%s' (see --help)\n", flags[i].env, v);
+			fprintf(stderr, "batchnormd: bad value for %s: '%s'; expected %s\n",
+					flags[i].env, v, flags[i].expect);
 			return -EINVAL;
 		}
 	}
@@ -147,7 +159,8 @@ static int parse_args(struct bnd_options *o, int argc, char **argv)
 		}
 		v = eq ? eq + 1 : a + 1 < argc ? argv[++a] : NULL;
 		if (!v || apply(o, i, v) < 0) {
-			fprintf(stderr, "batchnormd: bad value for --%s: '%s' (see --help)\n", flags[i].name, v ? v : "");
+			fprintf(stderr, "batchnormd: bad value for --%s: '%s'; expected %s\n",
+					flags[i].name, v ? v : "", flags[i].expect);
 			return -EINVAL;
 		}
 	}
