@@ -816,3 +816,19 @@ long it_npy_parse(const void *buf, size_t len, size_t *shape, unsigned *rank,
 	memcpy(out, b + off, count * sizeof(float));
 	return (long)count;
 }
+
+int it_run(struct it_daemon *d, const char *test_name, int argc, char **argv,
+		const char *const extra_args[], void (*const tests[])(void))
+{
+	if (it_daemon_init(d, argc, argv) < 0)
+		return 77;
+	if (CHECKF(it_daemon_start(d, extra_args) == 0, "batchnormd did not start")) {
+		/* After a death one failure says so; the tests after it would only repeat it. */
+		for (size_t i = 0; tests[i] && it_daemon_alive(d); i++)
+			tests[i]();
+		if (CHECKF(it_daemon_alive(d), "batchnormd died"))
+			CHECKF(it_daemon_stop(d) == 0, "batchnormd did not exit 0 on SIGTERM");
+	}
+	it_daemon_finish(d);
+	return it_exit_status(test_name);
+}

@@ -85,6 +85,15 @@ void it_daemon_kill(struct it_daemon *d);
 /* Kill the daemon if it still runs and remove the temporary directory. */
 void it_daemon_finish(struct it_daemon *d);
 
+/*
+ * The whole of a test that needs one daemon for its life: init d, start it
+ * with extra_args, run each of tests[] (NULL-terminated) while the daemon is
+ * alive, stop it expecting exit 0, clean up. Returns the exit status for
+ * main(): 0, 1 when a check failed, 77 when no daemon was given.
+ */
+int it_run(struct it_daemon *d, const char *test_name, int argc, char **argv,
+		const char *const extra_args[], void (*const tests[])(void));
+
 /* Write a file named name into the daemon's directory; its path goes to path. 0 or -errno. */
 int it_write_file(struct it_daemon *d, const char *name, const char *content,
 		char *path, size_t path_size);

@@ -156,16 +156,7 @@ static void test_auth(void)
 int main(int argc, char **argv)
 {
 	const char *args[] = { "--sync", "normal", NULL };
+	void (*const tests[])(void) = { test_if_match, test_auth, NULL };
 
-	if (it_daemon_init(&d, argc, argv) < 0)
-		return 77;
-	if (!CHECKF(it_daemon_start(&d, args) == 0, "batchnormd did not start"))
-		goto out;
-	test_if_match();
-	test_auth();
-	if (d.pid)
-		CHECKF(it_daemon_stop(&d) == 0, "batchnormd did not exit 0 on SIGTERM");
-out:
-	it_daemon_finish(&d);
-	return it_exit_status("http_access");
+	return it_run(&d, "http_access", argc, argv, args, tests);
 }

@@ -401,23 +401,9 @@ int main(int argc, char **argv)
 	char elements[24];
 	snprintf(elements, sizeof(elements), "%d", MAX_ELEMENTS);
 	const char *args[] = { "--max-elements", elements, "--max-body-bytes", MAX_BODY, "--sync", "normal", NULL };
+	void (*const tests[])(void) = {
+		test_table, test_non_finite_output, test_bad_configs, test_element_cap, test_huge_body, NULL,
+	};
 
-	if (it_daemon_init(&d, argc, argv) < 0)
-		return 77;
-	if (!CHECKF(it_daemon_start(&d, args) == 0, "batchnormd did not start"))
-		goto out;
-	test_table();
-	if (it_daemon_alive(&d))
-		test_non_finite_output();
-	if (it_daemon_alive(&d))
-		test_bad_configs();
-	if (it_daemon_alive(&d))
-		test_element_cap();
-	if (it_daemon_alive(&d))
-		test_huge_body();
-	if (CHECKF(it_daemon_alive(&d), "batchnormd died"))
-		CHECKF(it_daemon_stop(&d) == 0, "batchnormd did not exit 0 on SIGTERM");
-out:
-	it_daemon_finish(&d);
-	return it_exit_status("http_bad_input");
+	return it_run(&d, "http_bad_input", argc, argv, args, tests);
 }

@@ -377,17 +377,9 @@ static void test_content_types(void)
 int main(int argc, char **argv)
 {
 	const char *args[] = { "--sync", "normal", NULL };
+	void (*const tests[])(void) = {
+		test_worked_example, test_forms, test_train_matches_library, test_content_types, NULL,
+	};
 
-	if (it_daemon_init(&d, argc, argv) < 0)
-		return 77;
-	if (!CHECKF(it_daemon_start(&d, args) == 0, "batchnormd did not start"))
-		goto out;
-	test_worked_example();
-	test_forms();
-	test_train_matches_library();
-	test_content_types();
-	CHECKF(it_daemon_stop(&d) == 0, "batchnormd did not exit 0 on SIGTERM");
-out:
-	it_daemon_finish(&d);
-	return it_exit_status("http_forward");
+	return it_run(&d, "http_forward", argc, argv, args, tests);
 }

@@ -764,26 +764,10 @@ int main(int argc, char **argv)
 	char limit[16];
 	snprintf(limit, sizeof(limit), "%d", HISTORY_LIMIT);
 	const char *args[] = { "--history-limit", limit, "--sync", "normal", NULL };
+	void (*const tests[])(void) = {
+		test_service, test_create, test_cumulative, test_list, test_etags, test_patch, test_delete,
+		test_state, test_history, test_absent_keys, test_methods, test_names, test_unknown, NULL,
+	};
 
-	if (it_daemon_init(&d, argc, argv) < 0)
-		return 77;
-	if (!CHECKF(it_daemon_start(&d, args) == 0, "batchnormd did not start"))
-		goto out;
-	test_service();
-	test_create();
-	test_cumulative();
-	test_list();
-	test_etags();
-	test_patch();
-	test_delete();
-	test_state();
-	test_history();
-	test_absent_keys();
-	test_methods();
-	test_names();
-	test_unknown();
-	CHECKF(it_daemon_stop(&d) == 0, "batchnormd did not exit 0 on SIGTERM");
-out:
-	it_daemon_finish(&d);
-	return it_exit_status("http_layers");
+	return it_run(&d, "http_layers", argc, argv, args, tests);
 }
