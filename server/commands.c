@@ -178,7 +178,7 @@ int bnd_command_backup(int argc, char **argv)
 			rc == -EUCLEAN ? "the database or its copy is damaged" : strerror(-rc));
 		return rc == -ENOENT && access(a.db, F_OK) < 0 ? BND_EXIT_UNREADABLE : BND_EXIT_DAMAGED;
 	}
-	printf("ok: %s copied to %s (%lld pages, %lld bytes, quick_check ok)\n", a.db, a.dest,
-		(long long)stats.pages, (long long)stats.bytes);
+	printf("ok: %s copied to %s (%lld pages in %lld steps, %lld bytes, quick_check ok)\n", a.db, a.dest,
+		(long long)stats.pages, (long long)stats.steps, (long long)stats.bytes);
 	return 0;
 }

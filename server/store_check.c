@@ -15,7 +15,7 @@
 
 #include "store_check.h"
 
-#define BACKUP_STEP_PAGES 256  /* 1 MiB a step with 4 KiB pages */
+#define BACKUP_STEP_PAGES 64   /* 256 KiB a step with 4 KiB pages */
 #define BUSY_PAUSE_MS 50
 #define BUSY_MAX_WAITS 600     /* in a row, 30 s, before giving up */
 #define OPEN_BUSY_TIMEOUT_MS 5000
@@ -176,6 +176,7 @@ static int copy_pages(sqlite3 *src, sqlite3 *dst, struct bnd_backup_stats *stats
 	}
 	for (;;) {
 		rc = sqlite3_backup_step(b, BACKUP_STEP_PAGES);
+		stats->steps++;
 		if (rc == SQLITE_OK) {
 			waits = 0;
 		} else if ((rc == SQLITE_BUSY || rc == SQLITE_LOCKED) && waits < BUSY_MAX_WAITS) {

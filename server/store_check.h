@@ -36,6 +36,7 @@ int bnd_store_check(const char *path, enum bnd_check_kind kind, unsigned max_pro
 
 struct bnd_backup_stats {
 	int64_t pages;      /* pages copied */
+	int64_t steps;      /* sqlite3_backup_step calls */
 	int64_t bytes;      /* the copy's size */
 	int64_t busy_waits; /* steps retried because the database was busy or locked */
 };
