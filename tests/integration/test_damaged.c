@@ -14,10 +14,12 @@
  * --start-check none (or BATCHNORMD_START_CHECK=none) it starts, and once
  * a history read meets the damage /readyz answers 503 store_corrupt while
  * /livez stays 200. `batchnormd check` exits 1 on it, 0 on a good
- * database and 3 on a file that does not exist.
+ * database and 3 on a file that does not exist; `batchnormd backup` of it
+ * fails its check of the copy and leaves no file behind.
  */
 #include "harness.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -402,6 +404,20 @@ static void test_served_anyway(void)
 			res.status);
 }
 
+/* How many files in dir have names starting with prefix. */
+static int count_files(const char *dir, const char *prefix)
+{
+	DIR *dh = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	while (dh && (e = readdir(dh)))
+		n += !strncmp(e->d_name, prefix, strlen(prefix));
+	if (dh)
+		closedir(dh);
+	return n;
+}
+
 static void test_check(void)
 {
 	struct cmd_result res;
@@ -410,6 +426,13 @@ static void test_check(void)
 	run(&res, (const char *[]){ "check", "--db", d.db, NULL });
 	CHECKF(res.status == 1 && res.out[0] && strcmp(res.out, "ok\n"), "check of the damaged database: exit %d",
 			res.status);
+	/* A copy of damage is no backup: refused, and nothing left behind. */
+	snprintf(missing, sizeof(missing), "%s/copy.db", d.dir);
+	run(&res, (const char *[]){ "backup", missing, "--db", d.db, NULL });
+	CHECKF(res.status == 1 && strstr(res.err, "quick_check"), "backup of the damaged database: exit %d",
+			res.status);
+	CHECKF(access(missing, F_OK) < 0, "a failed backup left %s", missing);
+	CHECKF(count_files(d.dir, "copy.db") == 0, "a failed backup left a temporary file in %s", d.dir);
 	snprintf(missing, sizeof(missing), "%s/missing.db", d.dir);
 	run(&res, (const char *[]){ "check", "--db", missing, NULL });
 	CHECKF(res.status == 3, "check of a file that does not exist: exit %d, expected 3", res.status);
