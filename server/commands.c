@@ -52,10 +52,12 @@ static int parse_command(int argc, char **argv, bool with_dest, struct command_a
 		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
 			command_help(stdout);
 			exit(0);
-		} else if (strcmp(arg, "--db") == 0 && i + 1 < argc && *argv[i + 1]) {
-			a->db = argv[++i];
-		} else if (strncmp(arg, "--db=", 5) == 0 && arg[5]) {
-			a->db = arg + 5;
+		} else if (strcmp(arg, "--db") == 0 || strncmp(arg, "--db=", 5) == 0) {
+			a->db = arg[4] ? arg + 5 : i + 1 < argc ? argv[++i] : "";
+			if (!*a->db) {
+				fprintf(stderr, "batchnormd %s: --db needs the database's path\n", argv[0]);
+				return BND_EXIT_USAGE;
+			}
 		} else if (with_dest && strcmp(arg, "--force") == 0) {
 			a->force = true;
 		} else if (with_dest && !a->dest && *arg && strncmp(arg, "--", 2) != 0) {
