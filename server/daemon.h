@@ -11,6 +11,7 @@
 
 #include "registry.h"
 #include "store.h"
+#include "store_check.h"
 
 struct bnd_options {
 	char host[64];          /* an IPv4 or IPv6 literal */
@@ -24,6 +25,7 @@ struct bnd_options {
 	int64_t history_limit;
 	bool sync_full;
 	const char *token_file;
+	int start_check;        /* an enum bnd_check_kind, or -1: none */
 };
 
 struct bnd_daemon {

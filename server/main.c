@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "commands.h"
 #include "http.h"
 #include "metrics.h"
 
@@ -46,6 +47,8 @@ static const struct flag flags[] = {
 	  "an integer from 1 to 10000000" },
 	{ "max-features", "BATCHNORMD_MAX_FEATURES", "largest num_features (default 65536)",
 	  "an integer from 1 to 16777216" },
+	{ "start-check", "BATCHNORMD_START_CHECK", "check the database before serving: quick (default), full or none",
+	  "quick, full or none" },
 };
 #define N_FLAGS (sizeof(flags) / sizeof(flags[0]))
 
@@ -55,6 +58,8 @@ static void usage(FILE *out)
 		"Keeps named BatchNorm layers' state in SQLite and runs their forward passes over HTTP.\n\n");
 	for (size_t i = 0; i < N_FLAGS; i++)
 		fprintf(out, "  --%-15s %s\n  %17s env %s\n", flags[i].name, flags[i].help, "", flags[i].env);
+	fprintf(out, "\nThe database's own commands (batchnormd check --help says more):\n");
+	bnd_commands_usage(out);
 }
 
 /* Parse a whole decimal number from lo to hi. */
@@ -120,6 +125,11 @@ static int apply(struct bnd_options *o, size_t i, const char *v)
 	case 7: o->token_file = v; return *v ? 0 : -EINVAL;
 	case 8: rc = parse_count(v, 1, 10000000, &n); o->max_layers = (size_t)n; break;
 	case 9: rc = parse_count(v, 1, 16777216, &n); o->max_features = (size_t)n; break;
+	case 10:
+		if (strcmp(v, "quick") && strcmp(v, "full") && strcmp(v, "none"))
+			return -EINVAL;
+		o->start_check = !strcmp(v, "none") ? -1 : !strcmp(v, "full") ? BND_CHECK_FULL : BND_CHECK_QUICK;
+		return 0;
 	}
 	return rc < 0 ? -EINVAL : 0;
 }
@@ -218,7 +228,7 @@ static void defaults(struct bnd_options *o)
 		.threads = cpus < 2 ? 2 : cpus > 64 ? 64 : (unsigned)cpus,
 		.max_body_bytes = 80u << 20, .max_elements = 1u << 24,
 		.max_layers = 10000, .max_features = 65536, .history_limit = 1000,
-		.sync_full = true,
+		.sync_full = true, .start_check = BND_CHECK_QUICK,
 	};
 }
 
@@ -250,6 +260,10 @@ int main(int argc, char **argv)
 	sigset_t stop;
 	int rc = 1;
 
+	if (argc > 1 && strcmp(argv[1], "check") == 0)
+		return bnd_command_check(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "backup") == 0)
+		return bnd_command_backup(argc - 1, argv + 1);
 	defaults(&d.opt);
 	if (parse_args(&d.opt, argc, argv) < 0)
 		return 2;
@@ -263,6 +277,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	bnd_metrics_start();
 	bnd_registry_init(&d.registry, d.opt.max_layers);
+	if (d.opt.start_check >= 0 && bnd_start_check(d.opt.db_path, d.opt.start_check) < 0)
+		goto out;
 	if (bnd_store_open(d.opt.db_path, d.opt.sync_full, &d.store) < 0)
 		goto out;
 	if (bnd_store_load(d.store, add_loaded, &d) < 0) {

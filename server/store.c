@@ -46,7 +46,12 @@ int64_t bnd_now_ms(void)
 
 int store_fail(struct bnd_store *s, const char *what)
 {
+	int code = sqlite3_extended_errcode(s->db) & 0xff;
+
 	fprintf(stderr, "store: %s: %s\n", what, sqlite3_errmsg(s->db));
+	if ((code == SQLITE_CORRUPT || code == SQLITE_NOTADB) && !atomic_exchange(&s->corrupt, true))
+		fprintf(stderr, "store: the database is damaged: /readyz answers 503 store_corrupt from now on; "
+			"stop batchnormd, run `batchnormd check`, and restore the latest backup\n");
 	return -EIO;
 }
 
@@ -151,6 +156,7 @@ int bnd_store_open(const char *path, bool sync_full, struct bnd_store **ret)
 
 	if (!s)
 		return -ENOMEM;
+	atomic_init(&s->corrupt, false);
 	pthread_mutex_init(&s->lock, NULL);
 	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 			SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
@@ -344,8 +350,10 @@ int bnd_store_ping(struct bnd_store *s)
 {
 	int rc;
 
+	if (atomic_load(&s->corrupt))
+		return -EUCLEAN;
 	pthread_mutex_lock(&s->lock);
 	rc = store_exec(s, ST_PING, "answering /readyz");
 	pthread_mutex_unlock(&s->lock);
-	return rc;
+	return atomic_load(&s->corrupt) ? -EUCLEAN : rc;
 }

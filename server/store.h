@@ -63,7 +63,10 @@ int bnd_store_delete(struct bnd_store *s, int64_t id);
 int bnd_store_history(struct bnd_store *s, int64_t id, size_t num_features, int64_t after, size_t limit,
 		int (*row)(void *ud, const struct bnd_history_entry *h), void *ud, bool *ret_more);
 
-/* A real query, for /readyz. 0 or -EIO. */
+/*
+ * A real query, for /readyz. 0, -EIO, or -EUCLEAN once any statement has
+ * found the database damaged (SQLITE_CORRUPT or SQLITE_NOTADB), for good.
+ */
 int bnd_store_ping(struct bnd_store *s);
 
 /* The wall-clock time now, in Unix milliseconds. */

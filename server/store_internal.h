@@ -5,6 +5,7 @@
 #define BND_STORE_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 
 #include "store.h"
@@ -28,9 +29,14 @@ struct bnd_store {
 	sqlite3 *db;
 	pthread_mutex_t lock;
 	sqlite3_stmt *stmt[ST_COUNT_];
+	atomic_bool corrupt;    /* a statement has met SQLITE_CORRUPT or SQLITE_NOTADB */
 };
 
-/* Log SQLite's message for what failed and return -EIO. */
+/*
+ * Log SQLite's message for what failed and return -EIO. When the failure is
+ * damage (SQLITE_CORRUPT, SQLITE_NOTADB) the store remembers it for good, and
+ * bnd_store_ping reports it from then on.
+ */
 int store_fail(struct bnd_store *s, const char *what);
 
 /* Step a statement that returns no rows, then reset it. 0 or -EIO. */

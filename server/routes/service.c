@@ -41,6 +41,9 @@ int bnd_service_ready(struct bnd_request *req, struct bnd_response *res)
 {
 	int rc = bnd_store_ping(req->d->store);
 
+	if (rc == -EUCLEAN)
+		return bnd_fail(res, rc, NULL, "the database is damaged (SQLite reported SQLITE_CORRUPT or "
+				"SQLITE_NOTADB): stop batchnormd, run `batchnormd check`, and restore the latest backup");
 	if (rc < 0)
 		return bnd_fail(res, rc, NULL, "the store does not answer");
 	bnd_json(res, 200);
