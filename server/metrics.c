@@ -36,7 +36,9 @@ struct histogram {
  * By route slot and request method: a route slot has one method, but HEAD
  * shares GET's slot and the static and unmatched slots take any method. A
  * pair that never saw a request is not written, so the series stay those
- * the traffic made, within the fixed MAX_SLOTS x N_METHODS.
+ * the traffic made, within the fixed MAX_SLOTS x N_METHODS; and since the
+ * routes sharing a pattern differ in method, no two written series share a
+ * label set (a Prometheus server would keep one of them and drop the rest).
  */
 static atomic_uint_fast64_t requests[MAX_SLOTS][N_METHODS][N_STATUSES];
 static struct histogram durations[MAX_SLOTS][N_METHODS];
