@@ -312,11 +312,41 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	return respond(cs);
 }
 
+/*
+ * One access log line on stderr: the UTC time it is written (RFC 3339 with
+ * milliseconds), method, path, outcome (the status, or "aborted (code)") and
+ * duration. Built whole, then written with one write(2), so lines from the
+ * worker threads never interleave (one write of under PIPE_BUF bytes is not
+ * split, even into a pipe).
+ */
+static void log_access(const struct conn_state *cs, const char *outcome, double took)
+{
+	char line[PATH_LOG_MAX + 160], when[32];
+	struct timespec ts;
+	struct tm tm;
+	int n;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	n = snprintf(line, sizeof(line), "%s.%03ldZ %s %s %s %.0fus\n", when, ts.tv_nsec / 1000000,
+		cs->method, cs->path, outcome, took * 1e6);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line)) { /* not with these sizes; still one whole line if it did */
+		n = (int)sizeof(line) - 1;
+		line[n - 1] = '\n';
+	}
+	while (write(STDERR_FILENO, line, (size_t)n) < 0 && errno == EINTR)
+		;
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		enum MHD_RequestTerminationCode toe)
 {
 	struct bnd_daemon *d = cls;
 	struct conn_state *cs = *con_cls;
+	char outcome[32];
 	double took;
 
 	(void)conn;
@@ -325,10 +355,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	took = bnd_metrics_clock() - cs->started;
 	if (cs->answered) {
 		bnd_metrics_request(cs->slot, cs->method, cs->res.status, took);
-		fprintf(stderr, "%s %s %u %.0fus\n", cs->method, cs->path, cs->res.status, took * 1e6);
+		snprintf(outcome, sizeof(outcome), "%u", cs->res.status);
 	} else {
-		fprintf(stderr, "%s %s aborted (%d) %.0fus\n", cs->method, cs->path, (int)toe, took * 1e6);
+		snprintf(outcome, sizeof(outcome), "aborted (%d)", (int)toe);
 	}
+	log_access(cs, outcome, took);
 	bnd_layer_unref(cs->req.layer);
 	bn_buf_finish(&cs->body);
 	bn_buf_finish(&cs->res.body);

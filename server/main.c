@@ -275,7 +275,7 @@ int main(int argc, char **argv)
 	sigaddset(&stop, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	bnd_metrics_start();
+	bnd_metrics_start(VERSION);
 	bnd_registry_init(&d.registry, d.opt.max_layers);
 	if (d.opt.start_check >= 0 && bnd_start_check(d.opt.db_path, d.opt.start_check) < 0)
 		goto out;

@@ -32,10 +32,19 @@ struct histogram {
 	atomic_uint_fast64_t sum_ns;
 };
 
+/*
+ * By route slot and request method: a route slot has one method, but HEAD
+ * shares GET's slot and the static and unmatched slots take any method. A
+ * pair that never saw a request is not written, so the series stay those
+ * the traffic made, within the fixed MAX_SLOTS x N_METHODS; and since the
+ * routes sharing a pattern differ in method, no two written series share a
+ * label set (a Prometheus server would keep one of them and drop the rest).
+ */
 static atomic_uint_fast64_t requests[MAX_SLOTS][N_METHODS][N_STATUSES];
-static struct histogram durations[MAX_SLOTS];
+static struct histogram durations[MAX_SLOTS][N_METHODS];
 static struct histogram commits;
 static double start_time;
+static const char *version = "unknown";
 
 double bnd_metrics_clock(void)
 {
@@ -45,10 +54,11 @@ double bnd_metrics_clock(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-void bnd_metrics_start(void)
+void bnd_metrics_start(const char *daemon_version)
 {
 	struct timespec ts;
 
+	version = daemon_version;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	start_time = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
@@ -78,7 +88,7 @@ void bnd_metrics_request(size_t slot, const char *method, unsigned status, doubl
 		if (statuses[i] == status)
 			s = i;
 	atomic_fetch_add_explicit(&requests[slot][m][s], 1, memory_order_relaxed);
-	observe(&durations[slot], seconds);
+	observe(&durations[slot][m], seconds);
 }
 
 void bnd_metrics_commit(double seconds)
@@ -93,7 +103,16 @@ static const char *slot_name(size_t slot)
 	return slot == BND_METRICS_SLOT_STATIC(bnd_routes_count) ? "/{file}" : "unmatched";
 }
 
-/* Write one histogram's buckets, sum and count; labels is "" or `route="..."`. */
+static uint64_t histogram_count(const struct histogram *h)
+{
+	uint64_t total = 0;
+
+	for (size_t i = 0; i <= N_BOUNDS; i++)
+		total += atomic_load_explicit(&h->buckets[i], memory_order_relaxed);
+	return total;
+}
+
+/* Write one histogram's buckets, sum and count; labels is "" or `route="...",method="..."`. */
 static void write_histogram(struct bn_buf *out, const char *name, const char *labels,
 		const struct histogram *h)
 {
@@ -133,14 +152,15 @@ static void write_requests(struct bn_buf *out, size_t slots)
 			}
 	bn_buf_puts(out, "# HELP batchnormd_http_request_duration_seconds Time from request to answer.\n"
 		"# TYPE batchnormd_http_request_duration_seconds histogram\n");
-	for (size_t r = 0; r < slots; r++) {
-		char labels[160];
+	for (size_t r = 0; r < slots; r++)
+		for (size_t m = 0; m < N_METHODS; m++) {
+			char labels[160];
 
-		if (atomic_load_explicit(&durations[r].sum_ns, memory_order_relaxed) == 0)
-			continue;
-		snprintf(labels, sizeof(labels), "route=\"%s\"", slot_name(r));
-		write_histogram(out, "batchnormd_http_request_duration_seconds", labels, &durations[r]);
-	}
+			if (histogram_count(&durations[r][m]) == 0)
+				continue;
+			snprintf(labels, sizeof(labels), "route=\"%s\",method=\"%s\"", slot_name(r), methods[m]);
+			write_histogram(out, "batchnormd_http_request_duration_seconds", labels, &durations[r][m]);
+		}
 }
 
 int bnd_metrics_write(struct bn_buf *out, struct bnd_registry *reg)
@@ -149,6 +169,7 @@ int bnd_metrics_write(struct bn_buf *out, struct bnd_registry *reg)
 	struct bnd_layer **layers;
 	size_t n;
 
+	bnd_metrics_process_write(out, version);
 	write_requests(out, slots);
 	bn_buf_puts(out, "# HELP batchnormd_store_commit_duration_seconds Time of one store transaction.\n"
 		"# TYPE batchnormd_store_commit_duration_seconds histogram\n");

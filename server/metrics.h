@@ -3,7 +3,9 @@
  *
  * Everything is a relaxed atomic in fixed arrays, so recording costs a few
  * uncontended increments and no lock. Requests are counted by route pattern
- * (never by raw path, so series stay bounded), method and status.
+ * (never by raw path, so series stay bounded), method and status; their
+ * durations by route pattern and method. metrics_process.c adds the build
+ * and process families.
  */
 #ifndef BND_METRICS_H
 #define BND_METRICS_H
@@ -20,8 +22,12 @@
 /* Seconds on a monotonic clock. */
 double bnd_metrics_clock(void);
 
-/* Remember when the process started (for process_start_time_seconds). */
-void bnd_metrics_start(void);
+/*
+ * Remember when the process started (for process_start_time_seconds) and the
+ * daemon's version (for batchnormd_build_info; a string that outlives the
+ * process's metrics, such as a literal).
+ */
+void bnd_metrics_start(const char *daemon_version);
 
 /* Count one answered request; slot is the route's index or a BND_METRICS_SLOT_*. */
 void bnd_metrics_request(size_t slot, const char *method, unsigned status, double seconds);
@@ -31,5 +37,15 @@ void bnd_metrics_commit(double seconds);
 
 /* Append every metric in Prometheus text format 0.0.4. Returns out->err. */
 int bnd_metrics_write(struct bn_buf *out, struct bnd_registry *reg);
+
+/*
+ * Append batchnormd_build_info (this version and those of the SQLite and
+ * libmicrohttpd libraries loaded at run time) and the process_* families of
+ * Prometheus's client conventions: CPU seconds, resident and virtual memory,
+ * open and maximum file descriptors (metrics_process.c). A figure that cannot
+ * be read (no /proc) is left out rather than written as 0. Errors show in
+ * out->err.
+ */
+void bnd_metrics_process_write(struct bn_buf *out, const char *daemon_version);
 
 #endif

@@ -1,14 +1,14 @@
 // Start batchnormd on port 0 with a fresh database in a temporary directory,
 // wait until /readyz answers, and give back its base URL and a stop().
-// Shared by the browser test and the metrics check.
+// Shared by the browser test, the metrics checks and the access log test.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-export async function startDaemon(exe, { timeoutMs = 30000 } = {}) {
+export async function startDaemon(exe, { timeoutMs = 30000, extraArgs = [] } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bnd-web-'));
-  const args = ['--listen', '127.0.0.1:0', '--db', path.join(dir, 'layers.db')];
+  const args = ['--listen', '127.0.0.1:0', '--db', path.join(dir, 'layers.db'), ...extraArgs];
   /* A .mjs is the development stand-in, run by node. */
   const child = exe.endsWith('.mjs')
     ? spawn(process.execPath, [exe, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })

@@ -5,7 +5,8 @@
 // Drives the daemon through successes and errors, then runs
 // `promtool check metrics` (Debian's prometheus package) on the exposition
 // and checks that the families the API names are there with the counts the
-// traffic implies.
+// traffic implies, and that no two samples share a name and label set
+// (promtool lets that pass; prometheus.test.mjs shows what a server does).
 import { spawnSync } from 'node:child_process';
 import { startDaemon, client } from './daemon.mjs';
 
@@ -55,8 +56,27 @@ try {
   if (pt.error) check(false, `${PROMTOOL} runs (apt-get install prometheus, or run tests/web/setup)`, String(pt.error));
   else check(pt.status === 0, 'promtool check metrics passes', (pt.stdout + pt.stderr).trim());
 
+  /* promtool passes two samples of one name and label set; a Prometheus server keeps one. */
+  const seen = new Map();
+  for (const line of text.split('\n').filter((l) => l && !l.startsWith('#'))) {
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? \S+$/.exec(line);
+    if (!m) continue;
+    const labels = [...(m[2] || '').matchAll(/([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"/g)].map((kv) => `${kv[1]}=${kv[2]}`).sort();
+    const key = `${m[1]}{${labels.join(',')}}`;
+    seen.set(key, (seen.get(key) || 0) + 1);
+  }
+  const twice = [...seen].filter(([, n]) => n > 1).map(([k]) => k);
+  check(twice.length === 0, 'no two samples share a name and label set', `${twice.length}, first ${twice[0]}`);
+  for (const method of ['PUT', 'POST']) {
+    const route = method === 'PUT' ? '/v1/layers/{name}' : '/v1/layers/{name}/train';
+    const n = sample(text, 'batchnormd_http_request_duration_seconds_count', { route, method });
+    check(n === (method === 'PUT' ? 1 : 4), `duration histogram of ${method} ${route} by route and method`, String(n));
+  }
+
   for (const family of ['batchnormd_http_requests_total', 'batchnormd_http_request_duration_seconds',
-    'batchnormd_layers', 'batchnormd_train_steps_total', 'batchnormd_store_commit_duration_seconds', 'process_start_time_seconds']) {
+    'batchnormd_layers', 'batchnormd_train_steps_total', 'batchnormd_store_commit_duration_seconds', 'process_start_time_seconds',
+    'batchnormd_build_info', 'process_cpu_seconds_total', 'process_resident_memory_bytes', 'process_virtual_memory_bytes',
+    'process_open_fds', 'process_max_fds']) {
     check(new RegExp('^# TYPE ' + family + ' ', 'm').test(text), `family ${family} is exposed`);
   }
   check(sample(text, 'batchnormd_layers', {}) === 1, 'batchnormd_layers counts the one layer', String(sample(text, 'batchnormd_layers', {})));
