@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "errors.h"
@@ -422,10 +423,17 @@ void bnd_http_stop(struct MHD_Daemon *mhd, struct bnd_daemon *d, double grace)
 	double until = bnd_metrics_clock() + grace;
 	struct timespec tick = { 0, 10 * 1000 * 1000 };
 
+	/*
+	 * Refuse new connections now, but keep the descriptor open until the
+	 * daemon has stopped: its threads may still be taking the listening
+	 * socket out of their epoll sets, which fails on a closed descriptor.
+	 */
 	if (fd != MHD_INVALID_SOCKET)
-		close(fd);
-	/* New connections are refused now; let the requests under way finish. */
+		shutdown(fd, SHUT_RDWR);
+	/* Let the requests under way finish. */
 	while (atomic_load(&d->in_flight) > 0 && bnd_metrics_clock() < until)
 		nanosleep(&tick, NULL);
 	MHD_stop_daemon(mhd);
+	if (fd != MHD_INVALID_SOCKET)
+		close(fd);
 }
