@@ -19,6 +19,9 @@
 
 #define VERSION "0.1.0"
 
+/* Exit status when the start check finds the database damaged. */
+#define BND_EXIT_DAMAGED 4
+
 struct flag {
 	const char *name; /* without the leading -- */
 	const char *env;
@@ -277,8 +280,15 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	bnd_metrics_start(VERSION);
 	bnd_registry_init(&d.registry, d.opt.max_layers);
-	if (d.opt.start_check >= 0 && bnd_start_check(d.opt.db_path, d.opt.start_check) < 0)
-		goto out;
+	if (d.opt.start_check >= 0) {
+		int checked = bnd_start_check(d.opt.db_path, d.opt.start_check);
+
+		/* A damaged file gets a status of its own, so a supervisor need not retry it. */
+		if (checked == -EUCLEAN)
+			rc = BND_EXIT_DAMAGED;
+		if (checked < 0)
+			goto out;
+	}
 	if (bnd_store_open(d.opt.db_path, d.opt.sync_full, &d.store) < 0)
 		goto out;
 	if (bnd_store_load(d.store, add_loaded, &d) < 0) {

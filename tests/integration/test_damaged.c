@@ -366,7 +366,7 @@ static void test_refused(void)
 		return;
 	}
 	run(&res, (const char *[]){ "--listen", "127.0.0.1:0", "--db", d.db, NULL });
-	CHECKF(res.status != 0 && res.status != -1, "start on a damaged database: exit %d", res.status);
+	CHECKF(res.status == 4, "start on a damaged database: exit %d, expected 4", res.status);
 	CHECKF(strstr(res.err, "damaged") && strstr(res.err, "quick_check") && strstr(res.err, "btreeInitPage"),
 			"the refusal does not say what is wrong: '%s'", res.err);
 	CHECKF(strstr(res.err, "batchnormd check") && strstr(res.err, "backup") &&
