@@ -19,9 +19,6 @@
 
 #define VERSION "0.1.0"
 
-/* Exit status when the start check finds the database damaged. */
-#define BND_EXIT_DAMAGED 4
-
 struct flag {
 	const char *name; /* without the leading -- */
 	const char *env;
@@ -285,7 +282,7 @@ int main(int argc, char **argv)
 
 		/* A damaged file gets a status of its own, so a supervisor need not retry it. */
 		if (checked == -EUCLEAN)
-			rc = BND_EXIT_DAMAGED;
+			rc = BND_EXIT_START_DAMAGED;
 		if (checked < 0)
 			goto out;
 	}
