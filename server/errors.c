@@ -22,7 +22,8 @@
 	X(ERANGE,      422, BN_E_NON_FINITE_OUTPUT)         \
 	X(EOVERFLOW,   422, BND_E_INVALID_STATE)            \
 	X(ENOMEM,      500, BN_E_NO_MEMORY)                 \
-	X(EIO,         503, BND_E_STORE_UNAVAILABLE)
+	X(EIO,         503, BND_E_STORE_UNAVAILABLE)        \
+	X(ENOBUFS,     503, BND_E_OVER_BUDGET)
 
 struct errno_row {
 	int err;

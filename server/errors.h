@@ -26,13 +26,15 @@
 #define BND_E_TOO_MANY_LAYERS    "too_many_layers"
 #define BND_E_INVALID_STATE      "invalid_state"
 #define BND_E_STORE_UNAVAILABLE  "store_unavailable"
+#define BND_E_OVER_BUDGET        "over_memory_budget"
 #define BND_E_INTERNAL           "internal_error"
 
 /*
  * The daemon's errno vocabulary, beyond the library's (see bn/error.h):
  * ENOENT unknown layer or path, ENOSYS wrong method, EACCES missing token,
  * ESTALE If-Match failed, EEXIST exists with another config, EDQUOT layer
- * cap reached, EMEDIUMTYPE unsupported Content-Type, EIO store failure.
+ * cap reached, EMEDIUMTYPE unsupported Content-Type, EIO store failure,
+ * ENOBUFS the memory budget is in use (retry later).
  */
 
 /* The HTTP status for a negative errno (500 for one the table lacks). */
