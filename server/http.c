@@ -35,6 +35,7 @@ struct conn_state {
 	struct bnd_response res;
 	struct bn_buf body;
 	size_t body_reserved; /* of req.reserved, what the body holds */
+	size_t discarded;     /* body bytes read and dropped after a refusal */
 	size_t slot;          /* metrics slot: route index or BND_METRICS_SLOT_* */
 	bool answered;        /* a response is queued */
 	bool ready;           /* res is final; queue it at the next call */
@@ -356,11 +357,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 	if (*upload_size) {
-		int rc = cs->ready ? 0 : collect(cs, upload_data, *upload_size);
+		size_t n = *upload_size;
 
 		*upload_size = 0;
-		if (rc < 0)
-			return respond(cs);
+		if (!cs->ready && collect(cs, upload_data, n) < 0) {
+			/*
+			 * libmicrohttpd takes no answer in the middle of a body: drop
+			 * what was read, discard the rest and answer at its end.
+			 */
+			bnd_request_drop_body(&cs->req);
+			cs->ready = true;
+		}
+		/* A body that goes on past twice the cap is cut off instead. */
+		if (cs->ready && (cs->discarded += n) > cs->req.d->opt.max_body_bytes)
+			return MHD_NO;
 		return MHD_YES;
 	}
 	if (!cs->ready)

@@ -187,8 +187,9 @@ int bnd_forward_eval(struct bnd_request *req, struct bnd_response *res)
 		return rc;
 	snap = bnd_layer_snapshot(req->layer);
 	rc = reserve_answer(req, res, &x, form, 0, 16 * snap->cfg.num_features);
-	if (rc == 0)
-		rc = bn_forward_eval(&snap->cfg, &snap->state, &x, &x, &e);
+	if (rc < 0)
+		goto out;
+	rc = bn_forward_eval(&snap->cfg, &snap->state, &x, &x, &e);
 	if (rc < 0) {
 		rc = bnd_fail_bn(res, rc, &e);
 	} else {
@@ -197,6 +198,7 @@ int bnd_forward_eval(struct bnd_request *req, struct bnd_response *res)
 			bn_buf_puts(&res->body, "}");
 		bnd_snapshot_etag(snap, res->etag);
 	}
+out:
 	bnd_snapshot_unref(snap);
 	bn_tensor_finish(&x);
 	return rc;
