@@ -367,6 +367,20 @@ static void chunked_refused(void)
 	close(fd);
 }
 
+/* An .npy input of (rows, 2) for the narrow layer. */
+static void *narrow_npy(size_t rows, size_t *len)
+{
+	size_t shape[2] = { rows, 2 };
+	float *x = malloc(rows * 2 * sizeof(float));
+	void *npy;
+
+	for (size_t i = 0; i < rows * 2; i++)
+		x[i] = (float)(i % 1000) * 0.001f;
+	npy = it_npy_build("<f4", false, shape, 2, x, rows * 2, len);
+	free(x);
+	return npy;
+}
+
 /* Requests whose answers (or the step's scratch) would not fit now. */
 static void answers_refused(const void *npy_in, size_t npy_len)
 {
@@ -394,20 +408,13 @@ static void answers_refused(const void *npy_in, size_t npy_len)
 	CHECKF(a.status == 200, "the eval with an .npy answer: %d %.200s", a.status, a.body ? a.body : "");
 	raw_answer_finish(&a);
 	free(wnpy);
-}
-
-static void *narrow_npy(size_t *len)
-{
-	enum { ROWS = 76800 };
-	size_t shape[2] = { ROWS, 2 };
-	float *x = malloc(ROWS * 2 * sizeof(float));
-	void *npy;
-
-	for (size_t i = 0; i < ROWS * 2; i++)
-		x[i] = (float)(i % 1000) * 0.001f;
-	npy = it_npy_build("<f4", false, shape, 2, x, ROWS * 2, len);
-	free(x);
-	return npy;
+	/* 1.3 MB in and out: the body and its decoded copy do not fit side by side. */
+	wnpy = narrow_npy(160000, &wlen);
+	raw_request("POST", "/v1/layers/narrow/eval", "Content-Type: application/x-npy\r\n"
+		"Accept: application/x-npy\r\n", wnpy, wlen, &a);
+	check_refused(&a, "an eval whose decoded input does not fit beside its body");
+	raw_answer_finish(&a);
+	free(wnpy);
 }
 
 static void test_budget(void)
@@ -418,7 +425,7 @@ static void test_budget(void)
 	struct raw_answer a;
 	int fds[HELD];
 	size_t npy_len;
-	void *npy = narrow_npy(&npy_len);
+	void *npy = narrow_npy(76800, &npy_len);
 	double v;
 
 	CHECK(metric("batchnormd_memory_budget_bytes") == BUDGET);
