@@ -22,7 +22,8 @@
 
 /*
  * The most bytes the decoded input can take: 4 per value, and a value
- * takes at least 4 bytes of a .npy body, 2 of a JSON one ("0,").
+ * takes at least 4 bytes of a .npy body (bn_npy_read takes '<f4' only; a
+ * narrower dtype would change this), 2 of a JSON one ("0,").
  */
 static size_t input_max(const struct bnd_request *req)
 {
