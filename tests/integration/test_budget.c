@@ -14,12 +14,12 @@
  * plus one, as /metrics shows) leave less than 2 MiB. Then a fourth upload
  * is 503 over_memory_budget with Retry-After before its body is sent; a
  * chunked one is refused as it grows; answers that would not fit (a wide
- * layer's GET and state, a history page, a JSON eval answer) and a wide
- * train step are 503 with Retry-After and change nothing; small requests
- * and the same eval with an .npy answer still succeed. The held uploads
- * then finish with 201, an aborted upload gives its reservation back, the
- * reserved gauge returns to 0, its peak never passed the budget, and what
- * was refused succeeds.
+ * layer's GET and state, a history page, a JSON eval answer, a decoded
+ * input beside its body), a wide train step, reset and PATCH are 503 with
+ * Retry-After and change nothing; small requests and the same eval with
+ * an .npy answer still succeed. The held uploads then finish with 201, an
+ * aborted upload gives its reservation back, the reserved gauge returns to
+ * 0, its peak never passed the budget, and what was refused succeeds.
  */
 #include "harness.h"
 
@@ -399,6 +399,13 @@ static void answers_refused(const void *npy_in, size_t npy_len)
 		"Accept: application/x-npy\r\n", wnpy, wlen, &a);
 	check_refused(&a, "a train step of the wide layer");
 	raw_answer_finish(&a);
+	/* Changes answered with the wide layer: refused before they are made. */
+	raw_request("POST", "/v1/layers/wide/reset", NULL, NULL, 0, &a);
+	check_refused(&a, "a reset of the wide layer");
+	raw_answer_finish(&a);
+	raw_request("PATCH", "/v1/layers/wide", "Content-Type: application/json\r\n", "{\"eps\": 0.5}", 12, &a);
+	check_refused(&a, "a PATCH of the wide layer");
+	raw_answer_finish(&a);
 	/* The same .npy input: its JSON answer does not fit, its .npy answer does. */
 	raw_request("POST", "/v1/layers/narrow/eval", "Content-Type: application/x-npy\r\n", npy_in, npy_len, &a);
 	check_refused(&a, "an eval with a large JSON answer");
@@ -458,7 +465,7 @@ static void test_budget(void)
 	it_call(&d, "POST", "/v1/layers/narrow/eval", "{\"input\": [[0.0, 1.0], [2.0, 5.0]]}", &r);
 	CHECKF(r.status == 200, "a small eval while the budget is taken: %ld", r.status);
 	it_response_finish(&r);
-	CHECK(metric("batchnormd_memory_budget_refusals_total") >= 7);
+	CHECK(metric("batchnormd_memory_budget_refusals_total") >= 10);
 
 	for (int i = 0; i < HELD; i++)
 		if (fds[i] >= 0)
