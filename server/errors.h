@@ -27,6 +27,7 @@
 #define BND_E_INVALID_STATE      "invalid_state"
 #define BND_E_STORE_UNAVAILABLE  "store_unavailable"
 #define BND_E_STORE_CORRUPT      "store_corrupt"
+#define BND_E_OVER_BUDGET        "over_memory_budget"
 #define BND_E_INTERNAL           "internal_error"
 
 /*
@@ -35,6 +36,7 @@
  * ESTALE If-Match failed, EEXIST exists with another config, EDQUOT layer
  * cap reached, EMEDIUMTYPE unsupported Content-Type, EIO store failure,
  * EUCLEAN the database is damaged.
+ * ENOBUFS the memory budget is in use (retry later).
  */
 
 /* The HTTP status for a negative errno (500 for one the table lacks). */
