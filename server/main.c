@@ -70,8 +70,14 @@ static void usage(FILE *out)
 {
 	fprintf(out, "usage: batchnormd [--FLAG VALUE | --FLAG=VALUE]... [--help] [--version]\n\n"
 		"Keeps named BatchNorm layers' state in SQLite and runs their forward passes over HTTP.\n\n");
-	for (size_t i = 0; i < N_FLAGS; i++)
-		fprintf(out, "  --%-15s %s\n  %17s env %s\n", flags[i].name, flags[i].help, "", flags[i].env);
+	for (size_t i = 0; i < N_FLAGS; i++) {
+		/* A name too long for the column gets a line of its own. */
+		if (strlen(flags[i].name) > 15)
+			fprintf(out, "  --%s\n  %17s %s\n", flags[i].name, "", flags[i].help);
+		else
+			fprintf(out, "  --%-15s %s\n", flags[i].name, flags[i].help);
+		fprintf(out, "  %17s env %s\n", "", flags[i].env);
+	}
 	fprintf(out, "\nThe database's own commands (batchnormd check --help says more):\n");
 	bnd_commands_usage(out);
 }
@@ -301,9 +307,12 @@ static int serve(struct bnd_daemon *d, const sigset_t *stop)
 	fprintf(stderr, "batchnormd %s: %zu layers from %s, %u threads, sync %s%s\n", VERSION,
 		bnd_registry_count(&d->registry), d->opt.db_path, d->opt.threads,
 		d->opt.sync_full ? "full" : "normal", d->token ? ", token required for changes" : "");
-	fprintf(stderr, "batchnormd: at most %u connections, %u per client address%s, %u s per request\n",
-		d->opt.max_connections, d->opt.max_per_client, d->opt.max_per_client ? "" : " (no cap)",
-		d->opt.request_timeout);
+	if (d->opt.max_per_client)
+		fprintf(stderr, "batchnormd: at most %u connections, %u from one address, %u s per request\n",
+			d->opt.max_connections, d->opt.max_per_client, d->opt.request_timeout);
+	else
+		fprintf(stderr, "batchnormd: at most %u connections, any number from one address, %u s per request\n",
+			d->opt.max_connections, d->opt.request_timeout);
 	sigwait(stop, &sig);
 	fprintf(stderr, "batchnormd: %s: finishing requests under way\n", strsignal(sig));
 	bnd_http_stop(mhd, d, 30.0);
