@@ -165,16 +165,6 @@ void bnd_conns_request_done(struct MHD_Connection *conn)
 	pthread_mutex_unlock(&e->owner->lock);
 }
 
-size_t bnd_conns_count(struct bnd_conns *c)
-{
-	size_t n;
-
-	pthread_mutex_lock(&c->lock);
-	n = c->count;
-	pthread_mutex_unlock(&c->lock);
-	return n;
-}
-
 /* Cut every request past its deadline. Under the lock. */
 static void reap(struct bnd_conns *c)
 {

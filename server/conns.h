@@ -25,7 +25,6 @@
 #define BND_CONNS_H
 
 #include <microhttpd.h>
-#include <stddef.h>
 
 struct bnd_conns;
 
@@ -64,8 +63,5 @@ void bnd_conns_answering(struct MHD_Connection *conn);
 
 /* The connection's request is over: the next one's clock starts now. */
 void bnd_conns_request_done(struct MHD_Connection *conn);
-
-/* How many connections are open. */
-size_t bnd_conns_count(struct bnd_conns *c);
 
 #endif
