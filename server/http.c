@@ -195,7 +195,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 }
 
 static void start_request(struct conn_state *cs, struct bnd_daemon *d, struct MHD_Connection *conn,
-		const char *url, const char *method)
+		const char *method)
 {
 	cs->begun = true;
 	atomic_fetch_add(&d->in_flight, 1);
@@ -211,7 +211,8 @@ static void start_request(struct conn_state *cs, struct bnd_daemon *d, struct MH
 			*p = '?';
 	bn_buf_init(&cs->res.body, 0);
 	bn_buf_init(&cs->body, d->opt.max_body_bytes);
-	if (static_file(cs, url) || check_headers(cs) < 0)
+	/* Files too are found by the path as sent: "/app.js%00x" is not app.js. */
+	if (static_file(cs, cs->raw_path) || check_headers(cs) < 0)
 		cs->ready = true;
 }
 
@@ -318,11 +319,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
 	struct conn_state *cs = *con_cls;
 
+	(void)url; /* decoded, and cut at a %00: routes use cs->raw_path */
 	(void)version;
 	if (!cs)
 		return MHD_NO; /* out of memory in on_uri */
 	if (!cs->begun) {
-		start_request(cs, cls, conn, url, method);
+		start_request(cs, cls, conn, method);
 		/* Answer now what the headers decided, before a byte of the body is read. */
 		return cs->ready ? respond(cs) : MHD_YES;
 	}
