@@ -441,9 +441,12 @@ static void test_names(void)
 	it_call(&d, "POST", "/v1/layers/%61/eval", "{\"input\": [[0.0], [1.0]]}", &r);
 	CHECKF(r.status == 200, "POST /v1/layers/%%61/eval: %ld %.200s", r.status, r.body);
 	it_response_finish(&r);
-	/* A valid name under a sub-path that does not exist is still 404. */
+	/* A valid name under a sub-path that does not exist is still 404; so is a dashboard file with a tail. */
 	it_call(&d, "GET", "/v1/layers/a/nope", NULL, &r);
 	it_check_problem(&r, 404, "not_found", "GET /v1/layers/a/nope");
+	it_response_finish(&r);
+	it_call(&d, "GET", "/app.js%00.map", NULL, &r);
+	it_check_problem(&r, 404, "not_found", "GET /app.js%00.map");
 	it_response_finish(&r);
 }
 
