@@ -13,6 +13,8 @@
 #include "store.h"
 #include "store_check.h"
 
+struct bnd_conns;
+
 struct bnd_options {
 	char host[64];          /* an IPv4 or IPv6 literal */
 	unsigned port;          /* 0: any free port */
@@ -28,6 +30,10 @@ struct bnd_options {
 	bool sync_full;
 	const char *token_file;
 	int start_check;        /* an enum bnd_check_kind, or -1: none */
+	unsigned max_connections;   /* at once, all clients */
+	unsigned max_per_client;    /* at once from one address; 0: no cap */
+	bool max_per_client_set;    /* given; otherwise a quarter of max_connections */
+	unsigned request_timeout;   /* seconds to receive one whole request */
 };
 
 struct bnd_daemon {
@@ -37,6 +43,7 @@ struct bnd_daemon {
 	char *token;            /* NULL: no authentication */
 	size_t token_len;
 	atomic_int in_flight;   /* requests begun and not yet answered */
+	struct bnd_conns *conns; /* open connections and their request deadlines */
 };
 
 #endif

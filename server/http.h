@@ -66,12 +66,17 @@ extern const struct bnd_route bnd_routes[];
 extern const size_t bnd_routes_count;
 
 /*
- * Find the route for method and path. Returns its index; -ENOENT when no
- * pattern matches the path; -ENOSYS when one does but not for this method,
- * with the methods it takes written to allow. The {name} segment, if any,
- * is copied to name (truncated past BND_NAME_MAX, which the check then refuses).
+ * Find the route for method and path, the path as sent (percent-escapes
+ * not yet decoded, no query). Segments are split on the raw '/' only, so
+ * an escaped one (%2F) never adds a segment. Returns the route's index;
+ * -EBADMSG when the path has a {name} segment (under any route, whatever
+ * the method and whatever follows it) that does not decode to a valid
+ * name, every decoded byte judged; -ENOENT when no pattern matches the
+ * path; -ENOSYS when one does but not for this method, with the methods
+ * it takes written to allow. On success name holds the decoded {name}
+ * segment, or "" when the route has none.
  */
-int bnd_route_match(const char *method, const char *path, char name[BND_NAME_MAX + 2],
+int bnd_route_match(const char *method, const char *path, char name[BND_NAME_MAX + 1],
 		char *allow, size_t allow_size);
 
 /* Write a problem (status from err's row in the errno table) to res. Returns err. */
