@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "embed.h"
 #include "metrics.h"
@@ -158,6 +159,8 @@ int bnd_store_open(const char *path, bool sync_full, struct bnd_store **ret)
 		return -ENOMEM;
 	atomic_init(&s->corrupt, false);
 	pthread_mutex_init(&s->lock, NULL);
+	s->fail_path = getenv("BATCHNORMD_TEST_FAIL_COMMIT");
+	s->hold_path = getenv("BATCHNORMD_TEST_HOLD_COMMIT");
 	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 			SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		fprintf(stderr, "store: opening %s: %s\n", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
@@ -227,27 +230,21 @@ static int bind_layer(sqlite3_stmt *st, const struct bnd_snapshot *snap)
 int bnd_store_insert(struct bnd_store *s, const char *name, struct bnd_snapshot *snap)
 {
 	sqlite3_stmt *st = s->stmt[ST_INSERT];
-	double t0 = bnd_metrics_clock();
-	int rc;
+	int rc = bind_layer(st, snap);
 
-	pthread_mutex_lock(&s->lock);
-	rc = bind_layer(st, snap);
 	if (rc == 0 && sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT) != SQLITE_OK)
 		rc = -ENOMEM;
-	if (rc == 0) {
-		rc = store_exec(s, ST_INSERT, "inserting a layer");
-		if (rc == 0)
-			snap->id = sqlite3_last_insert_rowid(s->db);
-	} else {
+	if (rc < 0) {
 		sqlite3_clear_bindings(st);
+		return rc;
 	}
-	pthread_mutex_unlock(&s->lock);
-	bnd_metrics_commit(bnd_metrics_clock() - t0);
+	rc = store_exec(s, ST_INSERT, "inserting a layer");
+	if (rc == 0)
+		snap->id = sqlite3_last_insert_rowid(s->db);
 	return rc;
 }
 
-/* The UPDATE of a layer's row, with the store locked. */
-static int update_locked(struct bnd_store *s, const struct bnd_snapshot *snap)
+int bnd_store_update(struct bnd_store *s, const struct bnd_snapshot *snap)
 {
 	sqlite3_stmt *st = s->stmt[ST_UPDATE];
 
@@ -258,25 +255,13 @@ static int update_locked(struct bnd_store *s, const struct bnd_snapshot *snap)
 	return store_exec(s, ST_UPDATE, "updating a layer");
 }
 
-int bnd_store_update(struct bnd_store *s, const struct bnd_snapshot *snap)
-{
-	double t0 = bnd_metrics_clock();
-	int rc;
-
-	pthread_mutex_lock(&s->lock);
-	rc = update_locked(s, snap);
-	pthread_mutex_unlock(&s->lock);
-	bnd_metrics_commit(bnd_metrics_clock() - t0);
-	return rc;
-}
-
 int64_t bnd_store_history_entry_bytes(const struct bnd_history_entry *h)
 {
 	return (int64_t)h->num_features * (h->running_mean ? 16 : 8) + BND_HISTORY_ENTRY_OVERHEAD;
 }
 
-/* Add the history row and trim the oldest, with the store locked. */
-static int history_add_locked(struct bnd_store *s, int64_t id, const struct bnd_history_entry *h,
+/* Add the history row and trim the oldest, in the open transaction. */
+static int history_add(struct bnd_store *s, int64_t id, const struct bnd_history_entry *h,
 		int64_t keep, int64_t keep_bytes)
 {
 	/* A layer's entries all have its width: the byte cap is a count of them. */
@@ -313,47 +298,68 @@ static int history_add_locked(struct bnd_store *s, int64_t id, const struct bnd_
 int bnd_store_train(struct bnd_store *s, const struct bnd_snapshot *snap,
 		const struct bnd_history_entry *h, int64_t keep, int64_t keep_bytes)
 {
-	double t0 = bnd_metrics_clock();
-	int rc;
+	int rc = bnd_store_update(s, snap);
 
-	pthread_mutex_lock(&s->lock);
-	rc = store_exec(s, ST_BEGIN, "beginning a train step");
-	if (rc == 0) {
-		rc = update_locked(s, snap);
-		if (rc == 0)
-			rc = history_add_locked(s, snap->id, h, keep, keep_bytes);
-		if (rc == 0)
-			rc = store_exec(s, ST_COMMIT, "committing a train step");
-		if (rc < 0 && !sqlite3_get_autocommit(s->db))
-			store_exec(s, ST_ROLLBACK, "rolling back a train step");
-	}
-	pthread_mutex_unlock(&s->lock);
-	bnd_metrics_commit(bnd_metrics_clock() - t0);
-	return rc;
+	return rc < 0 ? rc : history_add(s, snap->id, h, keep, keep_bytes);
 }
 
 int bnd_store_delete(struct bnd_store *s, int64_t id)
 {
-	double t0 = bnd_metrics_clock();
 	int rc;
 
-	pthread_mutex_lock(&s->lock);
-	rc = store_exec(s, ST_BEGIN, "beginning a delete");
+	sqlite3_bind_int64(s->stmt[ST_DELETE_HISTORY], 1, id);
+	rc = store_exec(s, ST_DELETE_HISTORY, "deleting history");
 	if (rc == 0) {
-		sqlite3_bind_int64(s->stmt[ST_DELETE_HISTORY], 1, id);
-		rc = store_exec(s, ST_DELETE_HISTORY, "deleting history");
-		if (rc == 0) {
-			sqlite3_bind_int64(s->stmt[ST_DELETE_LAYER], 1, id);
-			rc = store_exec(s, ST_DELETE_LAYER, "deleting a layer");
-		}
-		if (rc == 0)
-			rc = store_exec(s, ST_COMMIT, "committing a delete");
-		if (rc < 0 && !sqlite3_get_autocommit(s->db))
-			store_exec(s, ST_ROLLBACK, "rolling back a delete");
+		sqlite3_bind_int64(s->stmt[ST_DELETE_LAYER], 1, id);
+		rc = store_exec(s, ST_DELETE_LAYER, "deleting a layer");
 	}
-	pthread_mutex_unlock(&s->lock);
-	bnd_metrics_commit(bnd_metrics_clock() - t0);
 	return rc;
+}
+
+/* Whether the test hook's file exists (store_internal.h). */
+static bool hook_on(const char *path)
+{
+	return path && access(path, F_OK) == 0;
+}
+
+int bnd_store_begin(struct bnd_store *s)
+{
+	struct timespec tick = { 0, 5 * 1000 * 1000 };
+	int rc;
+
+	while (hook_on(s->hold_path))
+		nanosleep(&tick, NULL);
+	pthread_mutex_lock(&s->lock);
+	s->tx_started = bnd_metrics_clock();
+	rc = store_exec(s, ST_BEGIN, "beginning a transaction");
+	if (rc < 0)
+		pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int bnd_store_commit(struct bnd_store *s)
+{
+	int rc;
+
+	if (hook_on(s->fail_path)) {
+		fprintf(stderr, "store: committing: failed on purpose (%s exists)\n", s->fail_path);
+		rc = -EIO;
+	} else {
+		rc = store_exec(s, ST_COMMIT, "committing");
+	}
+	if (rc < 0 && !sqlite3_get_autocommit(s->db))
+		store_exec(s, ST_ROLLBACK, "rolling back");
+	pthread_mutex_unlock(&s->lock);
+	bnd_metrics_commit(bnd_metrics_clock() - s->tx_started);
+	return rc;
+}
+
+void bnd_store_rollback(struct bnd_store *s)
+{
+	if (!sqlite3_get_autocommit(s->db))
+		store_exec(s, ST_ROLLBACK, "rolling back");
+	pthread_mutex_unlock(&s->lock);
+	bnd_metrics_commit(bnd_metrics_clock() - s->tx_started);
 }
 
 int bnd_store_ping(struct bnd_store *s)

@@ -2,7 +2,7 @@
  * store.h: batchnormd's SQLite database, the only place with SQL.
  *
  * One connection, in WAL mode, guarded by a mutex: commits serialize, which
- * they would in SQLite anyway. Every statement is prepared once at open.
+ * they would in SQLite anyway, and are grouped by the committer (commit.h). Every statement is prepared once at open.
  * Schema changes are the embedded migrations, applied at open in one
  * transaction and tracked by PRAGMA user_version. Every failure is logged
  * here with SQLite's message and returned as -EIO (or -ENOMEM).
@@ -40,10 +40,31 @@ void bnd_store_close(struct bnd_store *s);
 int bnd_store_load(struct bnd_store *s,
 		int (*add)(void *ud, const char *name, struct bnd_snapshot *snap), void *ud);
 
-/* Insert a new layer; sets snap->id on success. -EIO. */
+/*
+ * Changes are written in transactions: bnd_store_begin(), any number of
+ * the writes below, then bnd_store_commit() or bnd_store_rollback(). The
+ * store is held from begin to commit or rollback (other callers, history
+ * reads and /readyz, wait), so one thread at a time writes: the committer
+ * (commit.h), which groups every change queued meanwhile into one
+ * transaction and one sync.
+ */
+
+/* Begin a transaction (BEGIN IMMEDIATE) and hold the store. -EIO: nothing is held. */
+int bnd_store_begin(struct bnd_store *s);
+
+/*
+ * Commit the open transaction and release the store. 0: durable as
+ * --sync says. -EIO: it was rolled back, nothing it wrote is stored.
+ */
+int bnd_store_commit(struct bnd_store *s);
+
+/* Roll the open transaction back and release the store. */
+void bnd_store_rollback(struct bnd_store *s);
+
+/* In the open transaction: insert a new layer; sets snap->id on success. -EIO, -ENOMEM. */
 int bnd_store_insert(struct bnd_store *s, const char *name, struct bnd_snapshot *snap);
 
-/* Write snap's config, state, step, version and updated time. -EIO. */
+/* In the open transaction: write snap's config, state, step, version and updated time. -EIO. */
 int bnd_store_update(struct bnd_store *s, const struct bnd_snapshot *snap);
 
 /*
@@ -56,15 +77,14 @@ int bnd_store_update(struct bnd_store *s, const struct bnd_snapshot *snap);
 int64_t bnd_store_history_entry_bytes(const struct bnd_history_entry *h);
 
 /*
- * In one IMMEDIATE transaction: update the layer to snap, append the
- * history entry h and drop the oldest entries beyond the newest keep, and
- * beyond the newest that fit in keep_bytes (the newest one is always
- * kept). -EIO: nothing changed.
+ * In the open transaction: update the layer to snap, append the history
+ * entry h and drop the oldest entries beyond the newest keep, and beyond
+ * the newest that fit in keep_bytes (the newest one is always kept). -EIO.
  */
 int bnd_store_train(struct bnd_store *s, const struct bnd_snapshot *snap,
 		const struct bnd_history_entry *h, int64_t keep, int64_t keep_bytes);
 
-/* Delete a layer and its history. -EIO. */
+/* In the open transaction: delete a layer and its history. -EIO. */
 int bnd_store_delete(struct bnd_store *s, int64_t id);
 
 /*

@@ -30,6 +30,15 @@ struct bnd_store {
 	pthread_mutex_t lock;
 	sqlite3_stmt *stmt[ST_COUNT_];
 	atomic_bool corrupt;    /* a statement has met SQLITE_CORRUPT or SQLITE_NOTADB */
+	double tx_started;      /* when the open transaction began, for bnd_metrics_commit */
+	/*
+	 * Test hooks, from the environment, for the integration tests only:
+	 * while the file BATCHNORMD_TEST_FAIL_COMMIT names exists, every
+	 * commit fails (-EIO, rolled back) as a full disk would; while the one
+	 * BATCHNORMD_TEST_HOLD_COMMIT names exists, bnd_store_begin waits.
+	 * NULL (unset): no hook, and no cost beyond a pointer test.
+	 */
+	const char *fail_path, *hold_path;
 };
 
 /*

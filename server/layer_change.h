@@ -1,0 +1,71 @@
+/*
+ * layer_change.h: a change of one layer as a job for the committer
+ * (commit.h), and what its commit or failure does to the layer.
+ *
+ * The submitter computes the change from the layer's pending snapshot (or
+ * its committed one when nothing is pending) with the layer's write_lock
+ * held, and queues it with that lock still held, so a layer's changes
+ * reach the committer in the order they were computed. The change then
+ * becomes the layer's pending snapshot, the base of the next one.
+ *
+ * Once the commit is done, on the committer's thread: a committed change
+ * is published (readers see it) and stops being pending; a failed one
+ * drops the layer's whole pending chain, so the layer is its last
+ * committed state, and bumps the layer's epoch, so that changes computed
+ * from the dropped chain and already queued for a later commit are not
+ * written (they fail with -ECANCELED). Then the submitter is woken.
+ */
+#ifndef BND_LAYER_CHANGE_H
+#define BND_LAYER_CHANGE_H
+
+#include <stdint.h>
+
+#include "commit.h"
+#include "registry.h"
+#include "store.h"
+
+enum bnd_change_kind {
+	BND_CHANGE_NONE,   /* writes nothing: an answer that waits for what it saw pending */
+	BND_CHANGE_INSERT, /* a new layer (created with creating set) */
+	BND_CHANGE_UPDATE, /* config or state: PATCH, PUT /state, reset */
+	BND_CHANGE_TRAIN,  /* a train step and its history entry */
+	BND_CHANGE_DELETE,
+};
+
+struct bnd_change {
+	struct bnd_commit_job job;   /* first */
+	enum bnd_change_kind kind;
+	struct bnd_registry *registry;
+	struct bnd_layer *layer;     /* a reference while queued */
+	struct bnd_snapshot *next;   /* INSERT, UPDATE, TRAIN: what is written and published (a reference) */
+	struct bnd_history_entry h;  /* TRAIN: its arrays stay the submitter's until woken */
+	int64_t keep, keep_bytes;    /* TRAIN: --history-limit and --history-bytes */
+	uint64_t epoch;              /* the layer's when computed */
+	int rc;                      /* the outcome, once woken: 0 committed, or a negative errno */
+	/* Called last, on the committer's thread; ch is the submitter's again. */
+	void (*wake)(struct bnd_change *ch);
+};
+
+/*
+ * Queue ch, filled but for the job, layer and epoch, as a change of l;
+ * call with l's write_lock held (and l not creating, but for an INSERT).
+ * UPDATE and TRAIN make ch->next l's pending snapshot, DELETE marks l
+ * pending_delete. 0: ch->wake will be called. -EAGAIN (the commit queue is
+ * full) or -ESHUTDOWN: nothing queued, l unchanged, and ch->next released.
+ */
+int bnd_change_submit(struct bnd_committer *c, struct bnd_registry *r, struct bnd_layer *l,
+		struct bnd_change *ch);
+
+/* Whether l has anything queued (call with its write_lock held). */
+bool bnd_layer_busy(const struct bnd_layer *l);
+
+/*
+ * A reference to the snapshot l's next change builds on: its pending one,
+ * else its committed one. Call with l's write_lock held.
+ */
+struct bnd_snapshot *bnd_layer_base(struct bnd_layer *l);
+
+/* The store functions as a struct bnd_commit_backend for the committer. */
+void bnd_store_backend(struct bnd_store *s, struct bnd_commit_backend *ret);
+
+#endif
