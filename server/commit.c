@@ -14,6 +14,7 @@
 #include <stdlib.h>
 
 #include "commit.h"
+#include "metrics.h"
 
 struct bnd_committer {
 	struct bnd_commit_backend b;
@@ -88,8 +89,10 @@ static void *committer_main(void *arg)
 			n++;
 		pthread_mutex_unlock(&c->lock);
 		commit_group(c, group, n);
+		bnd_metrics_commit_group(n);
 		pthread_mutex_lock(&c->lock);
 		c->held -= n;
+		bnd_metrics_commit_queue(c->held);
 	}
 	pthread_mutex_unlock(&c->lock);
 	return NULL;
@@ -132,6 +135,7 @@ int bnd_committer_submit(struct bnd_committer *c, struct bnd_commit_job *job)
 		*c->tail = job;
 		c->tail = &job->next;
 		c->held++;
+		bnd_metrics_commit_queue(c->held);
 		pthread_cond_signal(&c->wake);
 	}
 	pthread_mutex_unlock(&c->lock);

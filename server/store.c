@@ -322,6 +322,35 @@ static bool hook_on(const char *path)
 	return path && access(path, F_OK) == 0;
 }
 
+/*
+ * Whether the fail hook fails this commit: its file holds a count of
+ * commits to fail (counted down, and the file removed at the last), or
+ * no count: every commit fails while it exists.
+ */
+static bool hook_fail(const char *path)
+{
+	char buf[32], *end;
+	size_t len;
+	long n;
+	FILE *f;
+
+	if (!path || !(f = fopen(path, "r")))
+		return false;
+	len = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[len] = '\0';
+	n = strtol(buf, &end, 10);
+	if (end == buf)
+		return true;
+	if (n <= 1) {
+		remove(path);
+	} else if ((f = fopen(path, "w"))) {
+		fprintf(f, "%ld\n", n - 1);
+		fclose(f);
+	}
+	return n >= 1;
+}
+
 int bnd_store_begin(struct bnd_store *s)
 {
 	struct timespec tick = { 0, 5 * 1000 * 1000 };
@@ -341,7 +370,7 @@ int bnd_store_commit(struct bnd_store *s)
 {
 	int rc;
 
-	if (hook_on(s->fail_path)) {
+	if (hook_fail(s->fail_path)) {
 		fprintf(stderr, "store: committing: failed on purpose (%s exists)\n", s->fail_path);
 		rc = -EIO;
 	} else {

@@ -33,8 +33,9 @@ struct bnd_store {
 	double tx_started;      /* when the open transaction began, for bnd_metrics_commit */
 	/*
 	 * Test hooks, from the environment, for the integration tests only:
-	 * while the file BATCHNORMD_TEST_FAIL_COMMIT names exists, every
-	 * commit fails (-EIO, rolled back) as a full disk would; while the one
+	 * while the file BATCHNORMD_TEST_FAIL_COMMIT names exists, commits fail
+	 * (-EIO, rolled back) as on a full disk: as many as the number it
+	 * holds (then it is removed), or all when it holds none; while the one
 	 * BATCHNORMD_TEST_HOLD_COMMIT names exists, bnd_store_begin waits.
 	 * NULL (unset): no hook, and no cost beyond a pointer test.
 	 */

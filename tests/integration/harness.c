@@ -428,6 +428,8 @@ static size_t write_header(char *p, size_t size, size_t n, void *arg)
 		{ "content-type", offsetof(struct it_response, content_type), sizeof(((struct it_response *)0)->content_type) },
 		{ "www-authenticate", offsetof(struct it_response, www_authenticate),
 		  sizeof(((struct it_response *)0)->www_authenticate) },
+		{ "retry-after", offsetof(struct it_response, retry_after),
+		  sizeof(((struct it_response *)0)->retry_after) },
 	};
 
 	/* A new status line (after a 100 Continue, say) starts a fresh header set. */

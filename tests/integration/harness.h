@@ -110,6 +110,7 @@ struct it_response {
 	char allow[256];
 	char content_type[256];
 	char www_authenticate[256];
+	char retry_after[32];
 };
 
 /* Free the body and the JSON; r is zeroed. Accepts a zeroed response. */
