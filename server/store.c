@@ -353,11 +353,8 @@ static bool hook_fail(const char *path)
 
 int bnd_store_begin(struct bnd_store *s)
 {
-	struct timespec tick = { 0, 5 * 1000 * 1000 };
 	int rc;
 
-	while (hook_on(s->hold_path))
-		nanosleep(&tick, NULL);
 	pthread_mutex_lock(&s->lock);
 	s->tx_started = bnd_metrics_clock();
 	rc = store_exec(s, ST_BEGIN, "beginning a transaction");
@@ -368,8 +365,11 @@ int bnd_store_begin(struct bnd_store *s)
 
 int bnd_store_commit(struct bnd_store *s)
 {
+	struct timespec tick = { 0, 5 * 1000 * 1000 };
 	int rc;
 
+	while (hook_on(s->hold_path))
+		nanosleep(&tick, NULL);
 	if (hook_fail(s->fail_path)) {
 		fprintf(stderr, "store: committing: failed on purpose (%s exists)\n", s->fail_path);
 		rc = -EIO;

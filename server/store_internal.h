@@ -36,7 +36,8 @@ struct bnd_store {
 	 * while the file BATCHNORMD_TEST_FAIL_COMMIT names exists, commits fail
 	 * (-EIO, rolled back) as on a full disk: as many as the number it
 	 * holds (then it is removed), or all when it holds none; while the one
-	 * BATCHNORMD_TEST_HOLD_COMMIT names exists, bnd_store_begin waits.
+	 * BATCHNORMD_TEST_HOLD_COMMIT names exists, bnd_store_commit waits
+	 * before it commits what the transaction wrote.
 	 * NULL (unset): no hook, and no cost beyond a pointer test.
 	 */
 	const char *fail_path, *hold_path;

@@ -706,6 +706,26 @@ json_t *it_get(const json_t *j, ...)
 	return (json_t *)j;
 }
 
+bool it_wait_metric(const struct it_daemon *d, const char *line, int timeout_ms)
+{
+	struct timespec tick = { 0, 10 * 1000 * 1000 };
+	char want[256];
+
+	snprintf(want, sizeof(want), "\n%s\n", line);
+	for (int waited = 0; waited <= timeout_ms; waited += 10) {
+		struct it_response r;
+		bool seen;
+
+		it_call(d, "GET", "/metrics", NULL, &r);
+		seen = r.body && strstr(r.body, want);
+		it_response_finish(&r);
+		if (seen)
+			return true;
+		nanosleep(&tick, NULL);
+	}
+	return false;
+}
+
 void it_snapshot_take(const struct it_daemon *d, const char *name, struct it_snapshot *s)
 {
 	struct it_response r;

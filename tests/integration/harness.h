@@ -94,6 +94,12 @@ void it_daemon_finish(struct it_daemon *d);
 int it_run(struct it_daemon *d, const char *test_name, int argc, char **argv,
 		const char *const extra_args[], void (*const tests[])(void));
 
+/*
+ * Poll GET /metrics (every 10 ms, up to timeout_ms) until a line of it is
+ * exactly line ("batchnormd_commit_queue 2"). Whether it was seen.
+ */
+bool it_wait_metric(const struct it_daemon *d, const char *line, int timeout_ms);
+
 /* Write a file named name into the daemon's directory; its path goes to path. 0 or -errno. */
 int it_write_file(struct it_daemon *d, const char *name, const char *content,
 		char *path, size_t path_size);

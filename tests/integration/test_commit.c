@@ -1,8 +1,8 @@
 /*
  * test_commit.c: group commit when a commit fails and when the commit
  * queue is full, driven through the daemon's test hooks: while the file
- * BATCHNORMD_TEST_HOLD_COMMIT names exists the committer waits before its
- * next transaction (so a group can be filled without timing), and while
+ * BATCHNORMD_TEST_HOLD_COMMIT names exists the committer waits before it
+ * commits what it wrote (so a group can be filled without timing), and while
  * the one BATCHNORMD_TEST_FAIL_COMMIT names exists commits fail (as many
  * as the number it holds, or all), as on a full disk.
  *
@@ -68,19 +68,8 @@ static bool wait_queue(int n)
 {
 	char want[64];
 
-	snprintf(want, sizeof(want), "\nbatchnormd_commit_queue %d\n", n);
-	for (int i = 0; i < 2000; i++) {
-		struct it_response r;
-		bool seen;
-
-		it_call(&d, "GET", "/metrics", NULL, &r);
-		seen = r.body && strstr(r.body, want);
-		it_response_finish(&r);
-		if (seen)
-			return true;
-		sleep_ms(10);
-	}
-	return CHECKF(false, "/metrics never showed batchnormd_commit_queue %d", n);
+	snprintf(want, sizeof(want), "batchnormd_commit_queue %d", n);
+	return CHECKF(it_wait_metric(&d, want, 20000), "/metrics never showed %s", want);
 }
 
 static void *send_step(void *arg)
