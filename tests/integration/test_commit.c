@@ -20,6 +20,9 @@
  * A full queue: with --commit-queue 2 and commits held, of 6 concurrent
  * steps exactly 2 wait and 4 answer 503 commit_queue_full with Retry-After
  * at once; released, the 2 commit.
+ *
+ * A wait is not a slow client: with --request-timeout 2, a step whose
+ * commit is held for 4.5 s is answered 200 once released, not cut.
  */
 #include "harness.h"
 
@@ -257,9 +260,23 @@ static void test_full_queue(void)
 	it_response_finish(&r);
 }
 
+static void test_wait_past_deadline(void)
+{
+	static struct step s;
+
+	ok("PUT", "/v1/layers/slow", "{\"num_features\": 2}", 201);
+	touch(hold_path, "");
+	start_step(&s, "slow", 1);
+	wait_queue(1);
+	sleep_ms(4500);
+	unlink(hold_path);
+	pthread_join(s.thread, NULL);
+	CHECKF(s.status == 200, "a step held past --request-timeout answered %ld, expected 200", s.status);
+}
+
 int main(int argc, char **argv)
 {
-	const char *queue_args[] = { "--commit-queue", "2", NULL };
+	const char *queue_args[] = { "--commit-queue", "2", "--request-timeout", "2", NULL };
 
 	if (it_daemon_init(&d, argc, argv) < 0)
 		return 77;
@@ -275,6 +292,7 @@ int main(int argc, char **argv)
 	if (!CHECKF(it_daemon_start(&d, queue_args) == 0, "batchnormd did not start with --commit-queue 2"))
 		goto out;
 	test_full_queue();
+	test_wait_past_deadline();
 	CHECKF(it_daemon_stop(&d) == 0, "batchnormd did not exit 0 on SIGTERM");
 out:
 	unlink(hold_path);
