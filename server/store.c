@@ -47,9 +47,14 @@ int64_t bnd_now_ms(void)
 
 int store_fail(struct bnd_store *s, const char *what)
 {
-	int code = sqlite3_extended_errcode(s->db) & 0xff;
+	return store_fail_db(s, s->db, what);
+}
 
-	fprintf(stderr, "store: %s: %s\n", what, sqlite3_errmsg(s->db));
+int store_fail_db(struct bnd_store *s, sqlite3 *db, const char *what)
+{
+	int code = sqlite3_extended_errcode(db) & 0xff;
+
+	fprintf(stderr, "store: %s: %s\n", what, sqlite3_errmsg(db));
 	if ((code == SQLITE_CORRUPT || code == SQLITE_NOTADB) && !atomic_exchange(&s->corrupt, true))
 		fprintf(stderr, "store: the database is damaged: /readyz answers 503 store_corrupt from now on; "
 			"stop batchnormd, run `batchnormd check`, and restore the latest backup\n");
@@ -149,6 +154,26 @@ static int migrate(struct bnd_store *s)
 	return 0;
 }
 
+/* Open the read connection and prepare its statements, once the schema is current. */
+static int open_reader(struct bnd_store *s, const char *path)
+{
+	static const enum store_stmt reads[] = { ST_HISTORY_PAGE, ST_PING };
+
+	if (sqlite3_open_v2(path, &s->rdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		fprintf(stderr, "store: opening %s to read: %s\n", path,
+			s->rdb ? sqlite3_errmsg(s->rdb) : "out of memory");
+		return -EIO;
+	}
+	sqlite3_busy_timeout(s->rdb, 5000);
+	if (sqlite3_exec(s->rdb, "PRAGMA query_only = ON", NULL, NULL, NULL) != SQLITE_OK)
+		return store_fail_db(s, s->rdb, "opening the read connection");
+	for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++)
+		if (sqlite3_prepare_v3(s->rdb, stmt_sql[reads[i]], -1, SQLITE_PREPARE_PERSISTENT,
+				&s->rstmt[reads[i]], NULL) != SQLITE_OK)
+			return store_fail_db(s, s->rdb, "preparing statements");
+	return 0;
+}
+
 int bnd_store_open(const char *path, bool sync_full, struct bnd_store **ret)
 {
 	struct bnd_store *s = calloc(1, sizeof(*s));
@@ -159,6 +184,7 @@ int bnd_store_open(const char *path, bool sync_full, struct bnd_store **ret)
 		return -ENOMEM;
 	atomic_init(&s->corrupt, false);
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->rlock, NULL);
 	s->fail_path = getenv("BATCHNORMD_TEST_FAIL_COMMIT");
 	s->hold_path = getenv("BATCHNORMD_TEST_HOLD_COMMIT");
 	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
@@ -183,6 +209,9 @@ int bnd_store_open(const char *path, bool sync_full, struct bnd_store **ret)
 			goto fail;
 		}
 	}
+	rc = open_reader(s, path);
+	if (rc < 0)
+		goto fail;
 	*ret = s;
 	return 0;
 fail:
@@ -194,11 +223,16 @@ void bnd_store_close(struct bnd_store *s)
 {
 	if (!s)
 		return;
-	for (int i = 0; i < ST_COUNT_; i++)
+	for (int i = 0; i < ST_COUNT_; i++) {
 		sqlite3_finalize(s->stmt[i]);
+		sqlite3_finalize(s->rstmt[i]);
+	}
+	if (s->rdb && sqlite3_close(s->rdb) != SQLITE_OK)
+		fprintf(stderr, "store: closing: %s\n", sqlite3_errmsg(s->rdb));
 	if (s->db && sqlite3_close(s->db) != SQLITE_OK)
 		fprintf(stderr, "store: closing: %s\n", sqlite3_errmsg(s->db));
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->rlock);
 	free(s);
 }
 
@@ -393,12 +427,15 @@ void bnd_store_rollback(struct bnd_store *s)
 
 int bnd_store_ping(struct bnd_store *s)
 {
+	sqlite3_stmt *st = s->rstmt[ST_PING];
 	int rc;
 
 	if (atomic_load(&s->corrupt))
 		return -EUCLEAN;
-	pthread_mutex_lock(&s->lock);
-	rc = store_exec(s, ST_PING, "answering /readyz");
-	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_lock(&s->rlock);
+	rc = sqlite3_step(st);
+	rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_fail_db(s, s->rdb, "answering /readyz");
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&s->rlock);
 	return atomic_load(&s->corrupt) ? -EUCLEAN : rc;
 }

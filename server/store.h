@@ -1,8 +1,11 @@
 /*
  * store.h: batchnormd's SQLite database, the only place with SQL.
  *
- * One connection, in WAL mode, guarded by a mutex: commits serialize, which
- * they would in SQLite anyway, and are grouped by the committer (commit.h). Every statement is prepared once at open.
+ * One connection, in WAL mode, guarded by a mutex, for every write:
+ * commits serialize, which they would in SQLite anyway, and are grouped
+ * by the committer (commit.h). The reads requests make (history pages,
+ * /readyz) go through a second connection of their own, so a commit that
+ * is syncing never holds them up. Every statement is prepared once at open.
  * Schema changes are the embedded migrations, applied at open in one
  * transaction and tracked by PRAGMA user_version. Every failure is logged
  * here with SQLite's message and returned as -EIO (or -ENOMEM).

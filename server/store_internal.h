@@ -29,6 +29,14 @@ struct bnd_store {
 	sqlite3 *db;
 	pthread_mutex_t lock;
 	sqlite3_stmt *stmt[ST_COUNT_];
+	/*
+	 * A second connection for the reads requests make (history pages,
+	 * /readyz): in WAL mode they go on while the committer's transaction
+	 * writes and syncs, which would otherwise hold them behind its lock.
+	 */
+	sqlite3 *rdb;
+	pthread_mutex_t rlock;
+	sqlite3_stmt *rstmt[ST_COUNT_]; /* ST_HISTORY_PAGE and ST_PING only */
 	atomic_bool corrupt;    /* a statement has met SQLITE_CORRUPT or SQLITE_NOTADB */
 	double tx_started;      /* when the open transaction began, for bnd_metrics_commit */
 	/*
@@ -49,6 +57,9 @@ struct bnd_store {
  * bnd_store_ping reports it from then on.
  */
 int store_fail(struct bnd_store *s, const char *what);
+
+/* The same for a failure on connection db (s->db or s->rdb). */
+int store_fail_db(struct bnd_store *s, sqlite3 *db, const char *what);
 
 /* Step a statement that returns no rows, then reset it. 0 or -EIO. */
 int store_exec(struct bnd_store *s, enum store_stmt which, const char *what);
