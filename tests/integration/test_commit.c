@@ -21,6 +21,9 @@
  * steps exactly 2 wait and 4 answer 503 commit_queue_full with Retry-After
  * at once; released, the 2 commit.
  *
+ * A wait holds no thread: with --threads 1 and a train step's commit held,
+ * evals, GETs and a history page are answered while the step waits.
+ *
  * A wait is not a slow client: with --request-timeout 2, a step whose
  * commit is held for 4.5 s is answered 200 once released, not cut.
  */
@@ -260,6 +263,39 @@ static void test_full_queue(void)
 	it_response_finish(&r);
 }
 
+static void *watchdog(void *arg)
+{
+	(void)arg;
+	/* Only a daemon that blocks its one thread waits this long: let it go, and fail. */
+	for (int i = 0; i < 3000 && access(hold_path, F_OK) == 0; i++)
+		sleep_ms(10);
+	unlink(hold_path);
+	return NULL;
+}
+
+static void test_wait_holds_no_thread(void)
+{
+	static struct step s;
+	pthread_t dog;
+
+	ok("PUT", "/v1/layers/e", "{\"num_features\": 2}", 201);
+	atomic_store(&finished, 0);
+	touch(hold_path, "");
+	CHECK(pthread_create(&dog, NULL, watchdog, NULL) == 0);
+	start_step(&s, "e", 1);
+	wait_queue(1);
+	for (int i = 0; i < 10; i++)
+		ok("POST", "/v1/layers/e/eval", "{\"input\": [[1.0, 2.0], [3.0, 4.0]]}", 200);
+	ok("GET", "/v1/layers/e", NULL, 200);
+	ok("GET", "/v1/layers/e/history", NULL, 200);
+	ok("GET", "/readyz", NULL, 200);
+	CHECKF(atomic_load(&finished) == 0, "the train step was answered before its commit was released");
+	unlink(hold_path);
+	pthread_join(s.thread, NULL);
+	pthread_join(dog, NULL);
+	CHECKF(s.status == 200, "the held step, released: %ld", s.status);
+}
+
 static void test_wait_past_deadline(void)
 {
 	static struct step s;
@@ -276,7 +312,7 @@ static void test_wait_past_deadline(void)
 
 int main(int argc, char **argv)
 {
-	const char *queue_args[] = { "--commit-queue", "2", "--request-timeout", "2", NULL };
+	const char *queue_args[] = { "--commit-queue", "2", "--request-timeout", "2", "--threads", "1", NULL };
 
 	if (it_daemon_init(&d, argc, argv) < 0)
 		return 77;
@@ -289,9 +325,10 @@ int main(int argc, char **argv)
 	test_failed_chain();
 	test_every_commit_fails();
 	CHECKF(it_daemon_stop(&d) == 0, "batchnormd did not exit 0 on SIGTERM");
-	if (!CHECKF(it_daemon_start(&d, queue_args) == 0, "batchnormd did not start with --commit-queue 2"))
+	if (!CHECKF(it_daemon_start(&d, queue_args) == 0, "batchnormd did not start with --commit-queue 2 --threads 1"))
 		goto out;
 	test_full_queue();
+	test_wait_holds_no_thread();
 	test_wait_past_deadline();
 	CHECKF(it_daemon_stop(&d) == 0, "batchnormd did not exit 0 on SIGTERM");
 out:
