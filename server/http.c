@@ -14,6 +14,11 @@
  * A body draws on the memory budget (budget.h) before it is read: all of a
  * declared Content-Length at once, a chunked body a step at a time as it
  * grows. Whatever a request reserved is given back when it completes.
+ *
+ * A handler that queues a change for the committer returns BND_DEFERRED:
+ * the connection is then suspended until the change's commit is done, and
+ * the answer is built and queued when libmicrohttpd calls again after the
+ * committer resumed it (http_defer.c).
  */
 #include <arpa/inet.h>
 #include <errno.h>
