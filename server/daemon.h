@@ -22,6 +22,7 @@ struct bnd_options {
 	size_t max_elements;
 	size_t max_layers;
 	size_t max_features;
+	size_t max_import_layers; /* layers in one POST /v1/import */
 	int64_t history_limit;
 	bool sync_full;
 	const char *token_file;

@@ -96,8 +96,7 @@ const char *bnd_query(const struct bnd_request *req, const char *name)
 	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
-/* Whether the comma-separated entity-tag list has etag (strong comparison) or is "*". */
-static bool etag_listed(const char *list, const char *etag)
+bool bnd_etag_listed(const char *list, const char *etag)
 {
 	size_t n = strlen(etag);
 
@@ -119,7 +118,7 @@ int bnd_check_if_match(const struct bnd_request *req, const char *etag, struct b
 {
 	const char *want = bnd_header(req, "If-Match");
 
-	if (!want || etag_listed(want, etag))
+	if (!want || bnd_etag_listed(want, etag))
 		return 0;
 	return bnd_fail(res, -ESTALE, BND_E_PRECONDITION,
 		"If-Match %s does not match the layer's current ETag %s", want, etag);

@@ -52,6 +52,8 @@ static const struct flag flags[] = {
 	  "an integer from 1 to 16777216" },
 	{ "start-check", "BATCHNORMD_START_CHECK", "check the database before serving: quick (default), full or none",
 	  "quick, full or none" },
+	{ "max-import-layers", "BATCHNORMD_MAX_IMPORT_LAYERS", "most layers in one POST /v1/import (default 1000)",
+	  "an integer from 1 to 100000" },
 };
 #define N_FLAGS (sizeof(flags) / sizeof(flags[0]))
 
@@ -133,6 +135,7 @@ static int apply(struct bnd_options *o, size_t i, const char *v)
 			return -EINVAL;
 		o->start_check = !strcmp(v, "none") ? -1 : !strcmp(v, "full") ? BND_CHECK_FULL : BND_CHECK_QUICK;
 		return 0;
+	case 11: rc = parse_count(v, 1, 100000, &n); o->max_import_layers = (size_t)n; break;
 	}
 	return rc < 0 ? -EINVAL : 0;
 }
@@ -230,7 +233,7 @@ static void defaults(struct bnd_options *o)
 		.host = "127.0.0.1", .port = 8080, .db_path = "batchnormd.db",
 		.threads = cpus < 2 ? 2 : cpus > 64 ? 64 : (unsigned)cpus,
 		.max_body_bytes = 80u << 20, .max_elements = 1u << 24,
-		.max_layers = 10000, .max_features = 65536, .history_limit = 1000,
+		.max_layers = 10000, .max_features = 65536, .history_limit = 1000, .max_import_layers = 1000,
 		.sync_full = true, .start_check = BND_CHECK_QUICK,
 	};
 }

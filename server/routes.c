@@ -8,6 +8,7 @@
 #define MUTATES BND_ROUTE_MUTATES
 #define BODY    BND_ROUTE_BODY
 #define NPY     BND_ROUTE_NPY
+#define BINARY  BND_ROUTE_BINARY
 
 const struct bnd_route bnd_routes[] = {
 	{ "GET",    "/",                              bnd_service_index,   0 },
@@ -27,6 +28,8 @@ const struct bnd_route bnd_routes[] = {
 	{ "PUT",    "/v1/layers/{name}/state",        bnd_state_put,       LAYER | MUTATES | BODY },
 	{ "POST",   "/v1/layers/{name}/reset",        bnd_state_reset,     LAYER | MUTATES },
 	{ "GET",    "/v1/layers/{name}/history",      bnd_history_get,     LAYER },
+	{ "POST",   "/v1/import",                     bnd_models_import,   MUTATES | BODY | BINARY },
+	{ "GET",    "/v1/export",                     bnd_models_export,   0 },
 };
 
 const size_t bnd_routes_count = sizeof(bnd_routes) / sizeof(bnd_routes[0]);
