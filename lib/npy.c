@@ -351,3 +351,23 @@ int bn_npy_write(struct bn_buf *out, const struct bn_tensor *t)
 #endif
 	return out->err;
 }
+
+int bn_npy_write_i64(struct bn_buf *out, int64_t v)
+{
+	static const char header[] = "{'descr': '<i8', 'fortran_order': False, 'shape': (), }";
+	/* Prefix, header, spaces and a newline fill two 64-byte blocks, as numpy pads it. */
+	unsigned char pre[10] = { 0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, 128 - 10, 0 };
+	size_t n = sizeof(header) - 1, pad = 128 - 10 - n;
+	unsigned char le[8];
+	char spaces[128];
+
+	memset(spaces, ' ', sizeof(spaces));
+	spaces[pad - 1] = '\n';
+	bn_buf_append(out, pre, sizeof(pre));
+	bn_buf_append(out, header, n);
+	bn_buf_append(out, spaces, pad);
+	for (int i = 0; i < 8; i++)
+		le[i] = (unsigned char)((uint64_t)v >> (8 * i));
+	bn_buf_append(out, le, 8);
+	return out->err;
+}

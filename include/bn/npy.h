@@ -16,6 +16,7 @@
 #define BN_NPY_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "bn/buf.h"
 #include "bn/error.h"
@@ -32,5 +33,8 @@ int bn_npy_read(const void *buf, size_t len, size_t max_elements,
 
 /* Append t as a .npy file to out. */
 int bn_npy_write(struct bn_buf *out, const struct bn_tensor *t);
+
+/* Append a .npy file of one little-endian int64 ('<i8', shape ()) to out. */
+int bn_npy_write_i64(struct bn_buf *out, int64_t v);
 
 #endif
