@@ -25,7 +25,7 @@ const struct bnd_route bnd_routes[] = {
 	{ "POST",   "/v1/layers/{name}/train",        bnd_forward_train,   LAYER | MUTATES | BODY | NPY },
 	{ "POST",   "/v1/layers/{name}/eval",         bnd_forward_eval,    LAYER | BODY | NPY },
 	{ "GET",    "/v1/layers/{name}/state",        bnd_state_get,       LAYER },
-	{ "PUT",    "/v1/layers/{name}/state",        bnd_state_put,       LAYER | MUTATES | BODY },
+	{ "PUT",    "/v1/layers/{name}/state",        bnd_state_put,       LAYER | MUTATES | BODY | BINARY },
 	{ "POST",   "/v1/layers/{name}/reset",        bnd_state_reset,     LAYER | MUTATES },
 	{ "GET",    "/v1/layers/{name}/history",      bnd_history_get,     LAYER },
 	{ "POST",   "/v1/import",                     bnd_models_import,   MUTATES | BODY | BINARY },

@@ -498,10 +498,73 @@ static void test_forms(void)
 	it_response_finish(&r);
 }
 
+/* PUT /state with safetensors; .npy float64 input trains as its float32 rounding does. */
+static void test_binary_forms(void)
+{
+	const float mean[2] = { 0.25f, -4.0f }, var[2] = { 2.0f, 0.0f }, neg[2] = { 1.0f, -1.0f };
+	struct bn_st_out t[3] = {
+		{ .name = "running_mean", .dtype = BN_ST_F32, .rank = 1, .shape = { 2 }, .count = 2, .f32 = mean },
+		{ .name = "running_var", .dtype = BN_ST_F32, .rank = 1, .shape = { 2 }, .count = 2, .f32 = var },
+		{ .name = "num_batches_tracked", .dtype = BN_ST_I64, .count = 1, .i64 = 9 },
+	};
+	const char *npy_headers[] = { "Content-Type: application/x-npy", NULL };
+	/* Values exact in float32, written as float64: the answer must equal the float32 one's. */
+	static const double x64[6] = { 0.5, 1.25, -3.0, 7.0, 2.0, -0.125 };
+	static const float x32[6] = { 0.5f, 1.25f, -3.0f, 7.0f, 2.0f, -0.125f };
+	size_t shape[2] = { 3, 2 }, len, len32;
+	struct it_response r, r32;
+	struct bn_buf b;
+	unsigned char *npy, *npy32;
+
+	it_call(&d, "PUT", "/v1/layers/bin", "{\"num_features\": 2}", &r);
+	CHECK(r.status == 201);
+	it_response_finish(&r);
+	bn_buf_init(&b, 0);
+	bn_safetensors_write(&b, t, 3, NULL, 0);
+	it_request(&d, "PUT", "/v1/layers/bin/state", (const char *[]){ ST, NULL }, b.data, b.len, &r);
+	CHECKF(r.status == 200, "%.300s", r.body);
+	CHECK(json_integer_value(it_get(r.json, "num_batches_tracked", NULL)) == 9);
+	CHECK(it_same_f32(it_json_f32(json_array_get(it_get(r.json, "running_mean", NULL), 1)), -4.0f));
+	it_response_finish(&r);
+	bn_buf_finish(&b);
+	t[1].f32 = neg;
+	bn_buf_init(&b, 0);
+	bn_safetensors_write(&b, t, 3, NULL, 0);
+	it_request(&d, "PUT", "/v1/layers/bin/state", (const char *[]){ ST, NULL }, b.data, b.len, &r);
+	it_check_problem(&r, 422, "invalid_state", "negative running_var by safetensors");
+	it_response_finish(&r);
+	bn_buf_finish(&b);
+
+	npy32 = it_npy_build("<f4", false, shape, 2, x32, 6, &len32);
+	/* it_npy_build writes float32 only: the float64 file is made here. */
+	{
+		const char *h = "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), }";
+		size_t hl = 128 - 10;
+
+		len = 128 + sizeof(x64);
+		npy = calloc(1, len);
+		memcpy(npy, "\x93NUMPY\x01\x00", 8);
+		npy[8] = (unsigned char)hl;
+		memset(npy + 10, ' ', hl);
+		memcpy(npy + 10, h, strlen(h));
+		npy[127] = '\n';
+		memcpy(npy + 128, x64, sizeof(x64));
+	}
+	it_request(&d, "POST", "/v1/layers/bin/eval", npy_headers, npy, len, &r);
+	it_request(&d, "POST", "/v1/layers/bin/eval", npy_headers, npy32, len32, &r32);
+	CHECKF(r.status == 200 && r32.status == 200 && strcmp(r.body, r32.body) == 0,
+		"<f8 and <f4 eval differ: %.200s / %.200s", r.body, r32.body);
+	it_response_finish(&r);
+	it_response_finish(&r32);
+	free(npy);
+	free(npy32);
+}
+
 int main(int argc, char **argv)
 {
 	const char *args[] = { "--sync", "normal", "--max-import-layers", "20", "--max-layers", "70", NULL };
-	void (*const tests[])(void) = { test_resnet, test_bad_key, test_modes, test_caps, test_forms, NULL };
+	void (*const tests[])(void) = { test_resnet, test_bad_key, test_modes, test_caps, test_forms,
+		test_binary_forms, NULL };
 	int rc;
 
 	make_values();
