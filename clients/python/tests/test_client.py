@@ -223,6 +223,24 @@ class TestLayer(unittest.TestCase):
                                                 "num_batches_tracked")})
 
 
+@unittest.skipIf(torch is None, "torch is not installed")
+class TestReadme(unittest.TestCase):
+    def test_readme_session_runs(self):
+        """The README's Python session, as written, against this daemon."""
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "README.md")) as f:
+            readme = f.read()
+        block = readme.split("```python\n", 1)[1].split("```", 1)[0]
+        print("README Python session: %d lines" % len(block.splitlines()))
+        self.assertEqual(len(block.splitlines()), 5)
+        scope = {}
+        exec(block.replace("http://127.0.0.1:8080", D.url), scope)
+        model = scope["model"]
+        with torch.no_grad():
+            y = model(torch.randn(4, 3, 8, 8))
+        self.assertEqual(tuple(y.shape), (4, 8, 6, 6))
+        self.assertEqual(int(batchnormd.Client(D.url).layer("net.1").state()["num_batches_tracked"]), 1)
+
+
 class TestErrors(unittest.TestCase):
     """Every way the client fails raises BatchnormdError with the server's status, code and detail."""
 
