@@ -359,7 +359,8 @@ static int check_layout(struct hp *h, struct bn_safetensors *st, size_t *off, si
 	size_t at = 0;
 	int rc = 0;
 
-	qsort(off, st->count, 3 * sizeof(*off), cmp_offset);
+	if (st->count)
+		qsort(off, st->count, 3 * sizeof(*off), cmp_offset);
 	for (size_t i = 0; i < st->count; i++) {
 		h->what = st->entries[off[3 * i + 2]].name;
 		if (off[3 * i] != at)
