@@ -174,8 +174,8 @@ static int commit(struct bnd_request *req, struct bnd_response *res, struct targ
 		} else if (bnd_layer_create(t[i].in->name, t[i].next, &t[i].l) < 0 ||
 				bnd_registry_add(&d->registry, t[i].l) < 0) {
 			/* Stored but not served until a restart loads it: say so rather than hide it. */
-			rc = bnd_fail(res, -ENOMEM, NULL, "out of memory after the import was stored: layer %s "
-				"appears after a restart", t[i].in->name);
+			rc = bnd_fail(res, -ENOMEM, NULL, "layer %s was stored but cannot be served until "
+				"a restart", t[i].in->name);
 		}
 	}
 	return rc;

@@ -17,6 +17,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <sqlite3.h>
+
 #include "bn/buf.h"
 #include "bn/safetensors.h"
 
@@ -452,6 +454,46 @@ static void test_caps(void)
 	free(json);
 }
 
+/* Run sql on the daemon's database from a second connection. */
+static void db_exec(const char *sql)
+{
+	sqlite3 *db = NULL;
+
+	CHECK(sqlite3_open(d.db, &db) == SQLITE_OK);
+	sqlite3_busy_timeout(db, 10000);
+	CHECKF(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db));
+	sqlite3_close(db);
+}
+
+static long db_count(const char *like)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	long n = -1;
+
+	CHECK(sqlite3_open(d.db, &db) == SQLITE_OK);
+	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM layers WHERE name LIKE ?1", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_bind_text(st, 1, like, -1, SQLITE_STATIC) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		n = (long)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+/* The store refuses the last of 20 inserts: the 19 before it must not stay in the database. */
+static void test_store_failure(void)
+{
+	struct bn_buf b;
+
+	db_exec("CREATE TRIGGER refuse_last BEFORE INSERT ON layers WHEN NEW.name = 'tx.layer4.1.bn2' "
+		"BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
+	model_safetensors(&b, false);
+	refused("/v1/import?prefix=tx.", b.data, b.len, ST, NULL, 503, "store_unavailable", "nothing changed");
+	CHECKF(db_count("tx.%") == 0, "%ld rows of a failed import stayed in the database", db_count("tx.%"));
+	db_exec("DROP TRIGGER refuse_last");
+	bn_buf_finish(&b);
+}
+
 static void test_forms(void)
 {
 	const char *accept[] = { "Accept: application/octet-stream", NULL };
@@ -563,7 +605,7 @@ static void test_binary_forms(void)
 int main(int argc, char **argv)
 {
 	const char *args[] = { "--sync", "normal", "--max-import-layers", "20", "--max-layers", "70", NULL };
-	void (*const tests[])(void) = { test_resnet, test_bad_key, test_modes, test_caps, test_forms,
+	void (*const tests[])(void) = { test_resnet, test_store_failure, test_bad_key, test_modes, test_caps, test_forms,
 		test_binary_forms, NULL };
 	int rc;
 
