@@ -1,5 +1,6 @@
 /*
- * import.c: a state_dict body read into BatchNorm layers (import.h).
+ * import.c: a state_dict's keys grouped into BatchNorm layers (import.h;
+ * import_body.c reads the body into keys).
  *
  * Every key becomes an item (its group prefix, its field, and where its
  * value is: a jansson value or a safetensors entry). Items of the five
@@ -16,42 +17,14 @@
 
 #include <jansson.h>
 
-#include "bn/safetensors.h"
 #include "errors.h"
-#include "import.h"
-
-enum field { F_WEIGHT, F_BIAS, F_MEAN, F_VAR, F_NBT, F_OTHER };
+#include "import_internal.h"
 
 static const char *const field_names[] = {
 	"weight", "bias", "running_mean", "running_var", "num_batches_tracked",
 };
 
-struct item {
-	const char *key;
-	size_t plen;                  /* bytes of the group prefix: the key up to its last '.' */
-	enum field field;
-	json_t *j;                    /* JSON: the value */
-	const struct bn_st_entry *st; /* safetensors: the tensor */
-};
-
-struct options {
-	enum bnd_import_mode mode;
-	double eps, momentum;
-	bool eps_set, momentum_set, cumulative;
-	json_t *layers;               /* per-layer overrides, or NULL */
-	const char *prefix;           /* put before every layer's name */
-	size_t max_layers, max_features;
-};
-
-const char *bnd_import_mode_name(enum bnd_import_mode m)
-{
-	return m == BND_IMPORT_CREATE ? "create" : m == BND_IMPORT_REPLACE ? "replace" : "update";
-}
-
-static int invalid(struct bn_error *e, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int invalid(struct bn_error *e, const char *code, const char *fmt, ...)
+int import_invalid(struct bn_error *e, const char *code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -62,7 +35,7 @@ static int invalid(struct bn_error *e, const char *code, const char *fmt, ...)
 	return -EINVAL;
 }
 
-static void item_init(struct item *it, const char *key)
+void import_item_init(struct import_item *it, const char *key)
 {
 	const char *dot = strrchr(key, '.');
 	const char *f = dot ? dot + 1 : key;
@@ -77,7 +50,7 @@ static void item_init(struct item *it, const char *key)
 
 static int cmp_item(const void *a, const void *b)
 {
-	const struct item *x = a, *y = b;
+	const struct import_item *x = a, *y = b;
 	size_t n = x->plen < y->plen ? x->plen : y->plen;
 	int c = memcmp(x->key, y->key, n);
 
@@ -94,7 +67,7 @@ static int cmp_layer(const void *a, const void *b)
 }
 
 /* The length of it's array, as the value that fixes num_features. */
-static int length_of(const struct item *it, size_t *ret, struct bn_error *e)
+static int length_of(const struct import_item *it, size_t *ret, struct bn_error *e)
 {
 	if (it->j && json_is_array(it->j) && json_array_size(it->j) > 0) {
 		*ret = json_array_size(it->j);
@@ -104,12 +77,12 @@ static int length_of(const struct item *it, size_t *ret, struct bn_error *e)
 		*ret = it->st->shape[0];
 		return 0;
 	}
-	return invalid(e, BN_E_SHAPE_MISMATCH, "%.100s must be a non-empty one-dimensional array "
+	return import_invalid(e, BN_E_SHAPE_MISMATCH, "%.100s must be a non-empty one-dimensional array "
 		"(a tensor of shape [num_features])", it->key);
 }
 
 /* it's values, exactly n of them, into a new *ret. */
-static int read_floats(const struct item *it, size_t n, float **ret, struct bn_error *e)
+static int read_floats(const struct import_item *it, size_t n, float **ret, struct bn_error *e)
 {
 	size_t got = it->j ? (json_is_array(it->j) ? json_array_size(it->j) : 0) :
 		it->st->rank == 1 ? it->st->shape[0] : 0;
@@ -117,13 +90,13 @@ static int read_floats(const struct item *it, size_t n, float **ret, struct bn_e
 	int rc = 0;
 
 	if (got != n || (it->j && !json_is_array(it->j)))
-		return invalid(e, BN_E_SHAPE_MISMATCH, "%.100s: expected a one-dimensional array of %zu "
+		return import_invalid(e, BN_E_SHAPE_MISMATCH, "%.100s: expected a one-dimensional array of %zu "
 			"values (num_features, from the layer's other keys), got %s%zu", it->key, n,
 			it->st && it->st->rank != 1 ? "a tensor of rank " : "", it->st && it->st->rank != 1 ?
 			(size_t)it->st->rank : got);
 	v = malloc(n * sizeof(*v));
 	if (!v) {
-		invalid(e, BN_E_NO_MEMORY, "out of memory");
+		import_invalid(e, BN_E_NO_MEMORY, "out of memory");
 		return -ENOMEM;
 	}
 	if (it->st) {
@@ -134,16 +107,16 @@ static int read_floats(const struct item *it, size_t n, float **ret, struct bn_e
 			double d = json_number_value(x);
 
 			if (!json_is_number(x))
-				rc = invalid(e, BN_E_WRONG_TYPE, "%.100s[%zu] must be a number", it->key, i);
+				rc = import_invalid(e, BN_E_WRONG_TYPE, "%.100s[%zu] must be a number", it->key, i);
 			else if (!isfinite(d) || !isfinite((float)d))
-				rc = invalid(e, BN_E_OUT_OF_RANGE, "%.100s[%zu]: %g is beyond float32", it->key, i, d);
+				rc = import_invalid(e, BN_E_OUT_OF_RANGE, "%.100s[%zu]: %g is beyond float32", it->key, i, d);
 			else
 				v[i] = (float)d;
 		}
 	}
 	for (size_t i = 0; rc == 0 && it->field == F_VAR && i < n; i++)
 		if (v[i] < 0)
-			rc = invalid(e, BND_E_INVALID_STATE, "%.100s[%zu] must be >= 0, got %g", it->key, i,
+			rc = import_invalid(e, BND_E_INVALID_STATE, "%.100s[%zu] must be >= 0, got %g", it->key, i,
 				(double)v[i]);
 	if (rc < 0) {
 		free(v);
@@ -153,7 +126,7 @@ static int read_floats(const struct item *it, size_t n, float **ret, struct bn_e
 	return 0;
 }
 
-static int read_nbt(const struct item *it, int64_t *ret, struct bn_error *e)
+static int read_nbt(const struct import_item *it, int64_t *ret, struct bn_error *e)
 {
 	int64_t n;
 	int rc;
@@ -165,31 +138,30 @@ static int read_nbt(const struct item *it, int64_t *ret, struct bn_error *e)
 	} else if (json_is_integer(it->j)) {
 		n = (int64_t)json_integer_value(it->j);
 	} else {
-		return invalid(e, BN_E_WRONG_TYPE, "%.100s must be an integer literal (3, not 3.0)", it->key);
+		return import_invalid(e, BN_E_WRONG_TYPE, "%.100s must be an integer literal (3, not 3.0)", it->key);
 	}
 	if (n < 0 || n > BN_MAX_BATCHES_TRACKED)
-		return invalid(e, BND_E_INVALID_STATE, "%.100s must be from 0 to 2^53, got %lld", it->key,
+		return import_invalid(e, BND_E_INVALID_STATE, "%.100s must be from 0 to 2^53, got %lld", it->key,
 			(long long)n);
 	*ret = n;
 	return 0;
 }
 
-/* eps and/or momentum from an object (the body's top level or a "layers" entry). */
-static int read_rates(json_t *obj, const char *where, double *eps, bool *eps_set,
+int import_read_rates(json_t *obj, const char *where, double *eps, bool *eps_set,
 		double *momentum, bool *cumulative, bool *momentum_set, struct bn_error *e)
 {
 	json_t *v = json_object_get(obj, "eps");
 
 	if (v) {
 		if (!json_is_number(v))
-			return invalid(e, BN_E_INVALID_CONFIG, "%s: eps must be a number", where);
+			return import_invalid(e, BN_E_INVALID_CONFIG, "%s: eps must be a number", where);
 		*eps = json_number_value(v);
 		*eps_set = true;
 	}
 	v = json_object_get(obj, "momentum");
 	if (v) {
 		if (!json_is_number(v) && !json_is_null(v))
-			return invalid(e, BN_E_INVALID_CONFIG, "%s: momentum must be a number or null", where);
+			return import_invalid(e, BN_E_INVALID_CONFIG, "%s: momentum must be a number or null", where);
 		*cumulative = json_is_null(v);
 		*momentum = *cumulative ? 0.0 : json_number_value(v);
 		*momentum_set = true;
@@ -198,7 +170,7 @@ static int read_rates(json_t *obj, const char *where, double *eps, bool *eps_set
 }
 
 /* The config of layer L from its items and the overrides. */
-static int configure(struct bnd_import_layer *L, size_t n, const char *prefix, const struct options *o,
+static int configure(struct bnd_import_layer *L, size_t n, const char *prefix, const struct import_options *o,
 		struct bn_error *e)
 {
 	json_t *over = o->layers ? json_object_get(o->layers, prefix) : NULL;
@@ -208,18 +180,18 @@ static int configure(struct bnd_import_layer *L, size_t n, const char *prefix, c
 	int rc;
 
 	if (L->has_weight != L->has_bias)
-		return invalid(e, BND_E_INVALID_STATE, "%s has %s but not %s: an affine layer has both",
+		return import_invalid(e, BND_E_INVALID_STATE, "%s has %s but not %s: an affine layer has both",
 			L->key, L->has_weight ? "weight" : "bias", L->has_weight ? "bias" : "weight");
 	if (L->has_mean != L->has_var)
-		return invalid(e, BND_E_INVALID_STATE, "%s has %s but not %s: a layer that tracks running "
+		return import_invalid(e, BND_E_INVALID_STATE, "%s has %s but not %s: a layer that tracks running "
 			"stats has both", L->key, L->has_mean ? "running_mean" : "running_var",
 			L->has_mean ? "running_var" : "running_mean");
 	if (L->has_nbt && !L->has_mean)
-		return invalid(e, BND_E_INVALID_STATE, "%s has num_batches_tracked without running stats", L->key);
+		return import_invalid(e, BND_E_INVALID_STATE, "%s has num_batches_tracked without running stats", L->key);
 	if (over) {
 		if (!json_is_object(over))
-			return invalid(e, BN_E_WRONG_TYPE, "layers[\"%.100s\"] must be an object", prefix);
-		rc = read_rates(over, L->key, &eps, &eps_set, &momentum, &cumulative, &momentum_set, e);
+			return import_invalid(e, BN_E_WRONG_TYPE, "layers[\"%.100s\"] must be an object", prefix);
+		rc = import_read_rates(over, L->key, &eps, &eps_set, &momentum, &cumulative, &momentum_set, e);
 		if (rc < 0)
 			return rc;
 	}
@@ -236,12 +208,12 @@ static int configure(struct bnd_import_layer *L, size_t n, const char *prefix, c
 	L->momentum_set = momentum_set;
 	rc = bn_config_check(&L->cfg, o->max_features, &ce);
 	if (rc < 0)
-		return invalid(e, ce.code, "%s: %s", L->key, ce.detail);
+		return import_invalid(e, ce.code, "%s: %s", L->key, ce.detail);
 	return 0;
 }
 
 /* The layer's name: the import prefix and the group's. */
-static int name_layer(struct bnd_import_layer *L, const struct item *first, const struct options *o,
+static int name_layer(struct bnd_import_layer *L, const struct import_item *first, const struct import_options *o,
 		struct bn_error *e)
 {
 	size_t q = strlen(o->prefix);
@@ -252,26 +224,26 @@ static int name_layer(struct bnd_import_layer *L, const struct item *first, cons
 		if (q && o->prefix[q - 1] == '.')
 			q--;
 		if (q == 0)
-			return invalid(e, BND_E_INVALID_NAME, "%s has no prefix to name its layer: send "
+			return import_invalid(e, BND_E_INVALID_NAME, "%s has no prefix to name its layer: send "
 				"?prefix=NAME", first->key);
 	}
 	if (q + first->plen > BND_NAME_MAX)
-		return invalid(e, BND_E_INVALID_NAME, "%.100s: the layer name would be longer than %d",
+		return import_invalid(e, BND_E_INVALID_NAME, "%.100s: the layer name would be longer than %d",
 			first->key, BND_NAME_MAX);
 	memcpy(L->name, o->prefix, q);
 	memcpy(L->name + q, first->key, first->plen);
 	L->name[q + first->plen] = '\0';
 	if (!bnd_name_valid(L->name))
-		return invalid(e, BND_E_INVALID_NAME, "%.100s: layer name \"%s\" is not 1 to %d of "
+		return import_invalid(e, BND_E_INVALID_NAME, "%.100s: layer name \"%s\" is not 1 to %d of "
 			"A-Z a-z 0-9 . _ -, starting with a letter or digit", first->key, L->name, BND_NAME_MAX);
 	return 0;
 }
 
 /* Read the group it[0..n) into L. */
-static int read_layer(struct bnd_import_layer *L, const struct item *it, size_t n, const struct options *o,
+static int read_layer(struct bnd_import_layer *L, const struct import_item *it, size_t n, const struct import_options *o,
 		struct bn_error *e)
 {
-	const struct item *fix = NULL;
+	const struct import_item *fix = NULL;
 	char prefix[BND_NAME_MAX + 32];
 	size_t c = 0;
 	int rc;
@@ -283,10 +255,10 @@ static int read_layer(struct bnd_import_layer *L, const struct item *it, size_t 
 		if (it[i].field == F_MEAN || (!fix && it[i].field != F_NBT))
 			fix = &it[i];
 		if (i && it[i].field == it[i - 1].field)
-			return invalid(e, BND_E_INVALID_STATE, "%.100s appears twice", it[i].key);
+			return import_invalid(e, BND_E_INVALID_STATE, "%.100s appears twice", it[i].key);
 	}
 	if (!fix)
-		return invalid(e, BND_E_INVALID_STATE, "%.100s: a layer needs running_mean or weight", it[0].key);
+		return import_invalid(e, BND_E_INVALID_STATE, "%.100s: a layer needs running_mean or weight", it[0].key);
 	rc = length_of(fix, &c, e);
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		switch (it[i].field) {
@@ -305,7 +277,7 @@ static int read_layer(struct bnd_import_layer *L, const struct item *it, size_t 
 }
 
 /* Whether the group it[0..n) is a layer: running_mean and running_var, or named in "layers". */
-static bool is_layer(const struct item *it, size_t n, const struct options *o)
+static bool is_layer(const struct import_item *it, size_t n, const struct import_options *o)
 {
 	bool mean = false, var = false;
 	char prefix[BND_NAME_MAX + 32];
@@ -323,7 +295,7 @@ static bool is_layer(const struct item *it, size_t n, const struct options *o)
 }
 
 /* Every "layers" entry must name a layer of the state_dict. */
-static int check_overrides(const struct bnd_import *im, const struct options *o, struct bn_error *e)
+static int check_overrides(const struct bnd_import *im, const struct import_options *o, struct bn_error *e)
 {
 	size_t q = strlen(o->prefix);
 	const char *key;
@@ -335,14 +307,13 @@ static int check_overrides(const struct bnd_import *im, const struct options *o,
 		for (size_t i = 0; i < im->count && !found; i++)
 			found = strncmp(im->layers[i].name, o->prefix, q) == 0 && strcmp(im->layers[i].name + q, key) == 0;
 		if (!found)
-			return invalid(e, BN_E_UNKNOWN_KEY, "layers[\"%.100s\"] names no layer of the state_dict "
+			return import_invalid(e, BN_E_UNKNOWN_KEY, "layers[\"%.100s\"] names no layer of the state_dict "
 				"(a prefix with running_mean and running_var, or with weight and bias)", key);
 	}
 	return 0;
 }
 
-/* Group the items (sorted here) into im's layers. */
-static int build(struct item *items, size_t n, const struct options *o, struct bnd_import *im,
+int import_build(struct import_item *items, size_t n, const struct import_options *o, struct bnd_import *im,
 		struct bn_error *e)
 {
 	size_t kept = 0;
@@ -357,7 +328,7 @@ static int build(struct item *items, size_t n, const struct options *o, struct b
 	qsort(items, kept, sizeof(*items), cmp_item);
 	im->layers = calloc(kept ? kept : 1, sizeof(*im->layers));
 	if (!im->layers) {
-		invalid(e, BN_E_NO_MEMORY, "out of memory");
+		import_invalid(e, BN_E_NO_MEMORY, "out of memory");
 		return -ENOMEM;
 	}
 	for (size_t i = 0, j; i < kept && rc == 0; i = j) {
@@ -369,7 +340,7 @@ static int build(struct item *items, size_t n, const struct options *o, struct b
 			continue;
 		}
 		if (im->count == o->max_layers) {
-			invalid(e, BN_E_TOO_LARGE, "%.100s: the import holds more than %zu layers "
+			import_invalid(e, BN_E_TOO_LARGE, "%.100s: the import holds more than %zu layers "
 				"(--max-import-layers)", items[i].key, o->max_layers);
 			return -E2BIG;
 		}
@@ -382,185 +353,3 @@ static int build(struct item *items, size_t n, const struct options *o, struct b
 	return rc;
 }
 
-/* A query parameter that does not parse: 400. */
-static int bad_query(struct bn_error *e, const char *what)
-{
-	invalid(e, BND_E_INVALID_QUERY, "%s", what);
-	return -EBADMSG;
-}
-
-/* mode, prefix, eps and momentum from the query string. */
-static int query_options(const struct bnd_request *req, struct options *o, struct bn_error *e)
-{
-	const char *mode = bnd_query(req, "mode"), *eps = bnd_query(req, "eps");
-	const char *mom = bnd_query(req, "momentum"), *prefix = bnd_query(req, "prefix");
-	char *end;
-
-	if (mode && strcmp(mode, "create") && strcmp(mode, "replace") && strcmp(mode, "update"))
-		return bad_query(e, "mode must be create, replace or update");
-	if (mode)
-		o->mode = !strcmp(mode, "create") ? BND_IMPORT_CREATE : !strcmp(mode, "replace") ?
-			BND_IMPORT_REPLACE : BND_IMPORT_UPDATE;
-	o->prefix = prefix ? prefix : "";
-	if (strlen(o->prefix) > BND_NAME_MAX)
-		return bad_query(e, "prefix is longer than 128 characters");
-	if (eps) {
-		o->eps = strtod(eps, &end);
-		if (!*eps || *end)
-			return bad_query(e, "eps must be a number");
-		o->eps_set = true;
-	}
-	if (mom) {
-		o->cumulative = strcmp(mom, "null") == 0;
-		o->momentum = o->cumulative ? 0.0 : strtod(mom, &end);
-		if (!o->cumulative && (!*mom || *end))
-			return bad_query(e, "momentum must be a number or null");
-		o->momentum_set = true;
-	}
-	return 0;
-}
-
-/* The wrapped JSON form's options: mode, eps, momentum, layers (they win over the query's). */
-static int body_options(json_t *root, struct options *o, struct bn_error *e)
-{
-	const char *key;
-	json_t *v;
-	int rc;
-
-	json_object_foreach(root, key, v) {
-		if (strcmp(key, "state_dict") && strcmp(key, "mode") && strcmp(key, "eps") &&
-		    strcmp(key, "momentum") && strcmp(key, "layers"))
-			return invalid(e, BN_E_UNKNOWN_KEY, "unknown key \"%.64s\": with \"state_dict\", the body "
-				"may have mode, eps, momentum and layers", key);
-	}
-	if (!json_is_object(json_object_get(root, "state_dict")))
-		return invalid(e, BN_E_WRONG_TYPE, "state_dict must be an object of tensors");
-	v = json_object_get(root, "mode");
-	if (v) {
-		const char *m = json_string_value(v);
-
-		if (!m || (strcmp(m, "create") && strcmp(m, "replace") && strcmp(m, "update")))
-			return invalid(e, BN_E_INVALID_CONFIG, "mode must be \"create\", \"replace\" or \"update\"");
-		o->mode = !strcmp(m, "create") ? BND_IMPORT_CREATE : !strcmp(m, "replace") ?
-			BND_IMPORT_REPLACE : BND_IMPORT_UPDATE;
-	}
-	rc = read_rates(root, "the body", &o->eps, &o->eps_set, &o->momentum, &o->cumulative,
-		&o->momentum_set, e);
-	if (rc < 0)
-		return rc;
-	v = json_object_get(root, "layers");
-	if (v && !json_is_object(v))
-		return invalid(e, BN_E_WRONG_TYPE, "layers must be an object of {\"eps\", \"momentum\"} by prefix");
-	o->layers = v;
-	return 0;
-}
-
-/* A JSON body: items point into *ret_root, which the caller frees. */
-static int json_items(const struct bnd_request *req, struct options *o, json_t **ret_root,
-		struct item **ret_items, size_t *ret_n, struct bn_error *e)
-{
-	json_error_t jerr;
-	json_t *root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr), *sd, *v;
-	struct item *items;
-	const char *key;
-	size_t n = 0;
-	int rc = 0;
-
-	if (!root) {
-		invalid(e, BN_E_INVALID_JSON, "the body is not a JSON object: %s (line %d, column %d)",
-			jerr.text, jerr.line, jerr.column);
-		return -EBADMSG;
-	}
-	*ret_root = root;
-	sd = root;
-	if (json_object_get(root, "state_dict")) {
-		rc = body_options(root, o, e);
-		sd = json_object_get(root, "state_dict");
-	}
-	if (rc < 0)
-		return rc;
-	if (json_object_size(sd) > BND_IMPORT_KEYS_MAX) {
-		invalid(e, BN_E_TOO_LARGE, "the state_dict has %zu keys, over the limit of %d",
-			json_object_size(sd), BND_IMPORT_KEYS_MAX);
-		return -E2BIG;
-	}
-	items = calloc(json_object_size(sd) + 1, sizeof(*items));
-	if (!items) {
-		invalid(e, BN_E_NO_MEMORY, "out of memory");
-		return -ENOMEM;
-	}
-	json_object_foreach(sd, key, v) {
-		item_init(&items[n], key);
-		items[n++].j = v;
-	}
-	*ret_items = items;
-	*ret_n = n;
-	return 0;
-}
-
-/* A safetensors body: items point into *st, which the caller finishes. */
-static int st_items(const struct bnd_request *req, struct bn_safetensors *st, struct item **ret_items,
-		size_t *ret_n, struct bn_error *e)
-{
-	struct item *items;
-	int rc = bn_safetensors_parse(req->body, req->body_len, BND_IMPORT_HEADER_MAX, BND_IMPORT_KEYS_MAX,
-		st, e);
-
-	if (rc < 0)
-		return rc;
-	items = calloc(st->count + 1, sizeof(*items));
-	if (!items) {
-		invalid(e, BN_E_NO_MEMORY, "out of memory");
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < st->count; i++) {
-		item_init(&items[i], st->entries[i].name);
-		items[i].st = &st->entries[i];
-	}
-	*ret_items = items;
-	*ret_n = st->count;
-	return 0;
-}
-
-int bnd_import_parse(const struct bnd_request *req, struct bnd_import *ret, struct bn_error *e)
-{
-	struct options o = { .max_layers = req->d->opt.max_import_layers,
-		.max_features = req->d->opt.max_features };
-	struct bn_safetensors st = { 0 };
-	struct bnd_import im = { 0 };
-	struct item *items = NULL;
-	json_t *root = NULL;
-	size_t n = 0;
-	int rc;
-
-	rc = query_options(req, &o, e);
-	if (rc == 0)
-		rc = req->body_binary ? st_items(req, &st, &items, &n, e) : json_items(req, &o, &root, &items, &n, e);
-	if (rc == 0 && !req->body_binary && !json_is_object(root))
-		rc = invalid(e, BN_E_WRONG_TYPE, "the body must be a JSON object: a state_dict");
-	if (rc == 0)
-		rc = build(items, n, &o, &im, e);
-	im.mode = o.mode;
-	free(items);
-	json_decref(root);
-	bn_safetensors_finish(&st);
-	if (rc < 0) {
-		bnd_import_finish(&im);
-		return rc;
-	}
-	*ret = im;
-	return 0;
-}
-
-void bnd_import_finish(struct bnd_import *im)
-{
-	for (size_t i = 0; i < im->count; i++) {
-		free(im->layers[i].weight);
-		free(im->layers[i].bias);
-		free(im->layers[i].mean);
-		free(im->layers[i].var);
-	}
-	free(im->layers);
-	im->layers = NULL;
-	im->count = 0;
-}
