@@ -106,6 +106,19 @@ if torch is not None:
             return self.fc(x.mean((2, 3)))
 
 
+    def resnet18():
+        """torchvision's resnet18 layout (no download, no torchvision): 20 BatchNorm layers, 11.7M parameters."""
+        m = nn.Module()
+        m.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        m.bn1 = nn.BatchNorm2d(64)
+        cin = 64
+        for i, cout in enumerate([64, 128, 256, 512], 1):
+            setattr(m, "layer%d" % i, nn.Sequential(Block(cin, cout, 1 if i == 1 else 2), Block(cout, cout, 1)))
+            cin = cout
+        m.fc = nn.Linear(512, 1000)
+        return m
+
+
 def swap_in_remote(model, client, prefix):
     """Replace every nn.BatchNorm2d of model by a RemoteBatchNorm2d of layer prefix + its name."""
     for name, mod in list(model.named_modules()):
@@ -181,6 +194,56 @@ class TestResNet(unittest.TestCase):
         self.assertTrue(torch.equal(y, nn.BatchNorm1d(3)(torch.arange(6.0).reshape(2, 3)).detach()))
         with self.assertRaisesRegex(ValueError, "expected 5D input"):
             batchnormd.RemoteBatchNorm3d(c, "rank1d")(torch.zeros(2, 3, 4))
+
+
+@unittest.skipIf(torch is None, "torch is not installed")
+class TestResNet18(unittest.TestCase):
+    """The issue's acceptance: ResNet-18's 20 BatchNorm layers in one safetensors and one JSON request."""
+
+    def test_import_export_load_state_dict(self):
+        import json
+        torch.manual_seed(2)
+        model = resnet18()
+        bn_keys = [k for k, v in model.state_dict().items()
+                   if k.rsplit(".", 1)[0] in {n for n, mod in model.named_modules() if isinstance(mod, nn.BatchNorm2d)}]
+        for mod in model.modules():
+            if isinstance(mod, nn.BatchNorm2d):
+                mod.weight.data.normal_()
+                mod.bias.data.normal_()
+                mod.running_mean.normal_()
+                mod.running_var.uniform_(0.1, 3)
+                mod.num_batches_tracked.fill_(11)
+        sd = model.state_dict()
+        c = batchnormd.Client(D.url)
+        t0 = time.monotonic()
+        res = c.push_state_dict(model, prefix="r18st.")
+        t_st = time.monotonic() - t0
+        body = json.dumps({k: (sd[k].item() if sd[k].dtype == torch.int64 else sd[k].tolist()) for k in bn_keys}).encode()
+        t0 = time.monotonic()
+        _, _, answer = c.request("POST", "/v1/import", body, "application/json", query={"prefix": "r18js."})
+        t_js = time.monotonic() - t0
+        res_js = json.loads(answer)
+        print("ResNet-18: %d BatchNorm layers; safetensors import (%d keys, %d ignored) %.1f ms; "
+              "JSON import (%d keys, %d bytes) %.1f ms" % (res["created"], len(sd), res["ignored_keys"], t_st * 1e3,
+                                                             len(bn_keys), len(body), t_js * 1e3))
+        self.assertEqual((res["created"], res_js["created"]), (20, 20))
+        for prefix in ("r18st.", "r18js."):
+            for form in ("safetensors", "json"):
+                t0 = time.monotonic()
+                if form == "safetensors":
+                    pulled = c.pull_state_dict(prefix)
+                else:
+                    _, _, data = c.request("GET", "/v1/export", query={"prefix": prefix, "strip": "true"})
+                    pulled = {k: torch.tensor(v, dtype=torch.int64 if k.endswith("num_batches_tracked") else torch.float32)
+                              for k, v in json.loads(data).items()}
+                took = time.monotonic() - t0
+                fresh = resnet18()
+                result = fresh.load_state_dict(pulled, strict=False)
+                self.assertEqual(result.unexpected_keys, [])
+                same = sum(torch.equal(fresh.state_dict()[k], sd[k]) for k in bn_keys)
+                print("  export %s as %s: %d keys in %.1f ms, load_state_dict(strict=False): %d of %d BatchNorm "
+                      "tensors identical" % (prefix, form, len(pulled), took * 1e3, same, len(bn_keys)))
+                self.assertEqual(same, len(bn_keys))
 
 
 class TestLayer(unittest.TestCase):
