@@ -11,6 +11,7 @@
 #include "harness.h"
 
 #include <math.h>
+#include <sqlite3.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -152,6 +153,23 @@ static void test_summaries(void)
 	it_response_finish(&b);
 }
 
+/* Calibration rows whose layer is gone, read from the daemon's database beside it. */
+static long orphan_calibrations(void)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	long n = -1;
+
+	if (sqlite3_open_v2(d.db, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+			sqlite3_prepare_v2(db, "SELECT count(*) FROM calibration WHERE layer_id NOT IN "
+				"(SELECT id FROM layers)", -1, &st, NULL) == SQLITE_OK &&
+			sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
 /* A refused request changes neither the calibration nor the layer. */
 static void refused(const char *method, const char *path, const char *body, long status, const char *code)
 {
@@ -231,6 +249,7 @@ static void test_errors(void)
 
 	/* DELETE of the layer takes its calibration: a new layer of that name has none. */
 	ok("DELETE", "/v1/layers/er", NULL, 204);
+	CHECKF(orphan_calibrations() == 0, "%ld calibration rows outlive their layer", orphan_calibrations());
 	ok("PUT", "/v1/layers/er", "{\"num_features\": 2}", 201);
 	call("GET", cal, NULL, &r);
 	it_check_problem(&r, 404, "no_calibration", "GET after the layer was deleted and made again");
