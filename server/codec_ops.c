@@ -110,15 +110,17 @@ static bool key_is(const struct member *m, const char *key)
 	return m->key_len == strlen(key) && !memcmp(m->key, key, m->key_len);
 }
 
-bool bnd_body_has_key(const char *body, size_t len, const char *key)
+bool bnd_body_first_key_is(const char *body, size_t len, const char *key)
 {
-	struct member m[8];
-	int n = members(body, len, m, 8);
+	const char *p = skip_ws(body, body + len), *end = body + len, *q;
+	size_t n = strlen(key);
 
-	for (int i = 0; i < n; i++)
-		if (key_is(&m[i], key))
-			return true;
-	return false;
+	if (p >= end || *p++ != '{')
+		return false;
+	p = skip_ws(p, end);
+	if (p >= end || *p != '"' || !(q = skip_string(p, end)))
+		return false;
+	return (size_t)(q - p - 2) == n && !memcmp(p + 1, key, n);
 }
 
 /* Parse body as a JSON object tree (at most BND_STATS_BODY_MAX bytes). */

@@ -53,10 +53,12 @@ int bnd_workers_parse(const char *body, size_t len, size_t num_features, struct 
 void bnd_workers_free(struct bnd_workers *w);
 
 /*
- * Whether a JSON body names key at its top level before any other known
- * body key: tells a summary or stats body from {"input": T} cheaply.
+ * Whether a JSON body is an object whose first key is key: tells a summary
+ * or stats body from {"input": T} without reading past the first key, so a
+ * large tensor body costs nothing more. A body that does not start so goes
+ * to the tensor reader, whose errors then name what is wrong.
  */
-bool bnd_body_has_key(const char *body, size_t len, const char *key);
+bool bnd_body_first_key_is(const char *body, size_t len, const char *key);
 
 /*
  * Parse {"input": T, "grad_output": T, "mode": "train" | "eval"} ("mode"

@@ -51,9 +51,9 @@ static int read_batch(struct bnd_request *req, struct bnd_response *res, size_t 
 	*b = (struct batch){ 0 };
 	if (req->body_npy) {
 		rc = bn_npy_read(req->body, req->body_len, req->d->opt.max_elements, &b->x, &e);
-	} else if (bnd_body_has_key(req->body, req->body_len, "count") ||
-			bnd_body_has_key(req->body, req->body_len, "mean") ||
-			bnd_body_has_key(req->body, req->body_len, "var")) {
+	} else if (bnd_body_first_key_is(req->body, req->body_len, "count") ||
+			bnd_body_first_key_is(req->body, req->body_len, "mean") ||
+			bnd_body_first_key_is(req->body, req->body_len, "var")) {
 		b->is_summary = true;
 		b->mean = malloc(2 * C * sizeof(double));
 		if (!b->mean)

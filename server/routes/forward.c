@@ -95,7 +95,7 @@ int bnd_forward_train(struct bnd_request *req, struct bnd_response *res)
 	int rc;
 
 	/* {"stats": [...]}: SyncBatchNorm's step from per-worker statistics (routes/ops.c). */
-	if (!req->body_npy && bnd_body_has_key(req->body, req->body_len, "stats"))
+	if (!req->body_npy && bnd_body_first_key_is(req->body, req->body_len, "stats"))
 		return bnd_ops_train_stats(req, res);
 	rc = read_input(req, res, &x, &form);
 	if (rc < 0)
