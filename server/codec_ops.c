@@ -123,6 +123,16 @@ bool bnd_body_first_key_is(const char *body, size_t len, const char *key)
 	return (size_t)(q - p - 2) == n && !memcmp(p + 1, key, n);
 }
 
+size_t bnd_stats_parse_max(size_t len)
+{
+	return (len < BND_STATS_BODY_MAX ? len : BND_STATS_BODY_MAX) * 36 + 4096;
+}
+
+size_t bnd_backward_parse_max(size_t len)
+{
+	return len + (len / 2 + 2) * sizeof(float) + 64;
+}
+
 /* Parse body as a JSON object tree (at most BND_STATS_BODY_MAX bytes). */
 static int load_object(const char *body, size_t len, json_t **ret, struct bn_error *err)
 {

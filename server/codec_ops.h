@@ -24,9 +24,23 @@
 #include "bn/tensor.h"
 
 /* A summary or stats body is read as a JSON tree: at most this many bytes. */
-#define BND_STATS_BODY_MAX ((size_t)16 << 20)
+#define BND_STATS_BODY_MAX ((size_t)4 << 20)
 /* Entries of "stats" in one SyncBatchNorm train body. */
 #define BND_MAX_WORKERS 4096
+
+/*
+ * The most memory reading a summary or stats body of len bytes takes: the
+ * JSON tree (a number takes at least 2 bytes of text, "0,", and at most
+ * about 56 bytes in the tree with its array slot) and the doubles read out.
+ */
+size_t bnd_stats_parse_max(size_t len);
+
+/*
+ * The most memory reading a backward body of len bytes takes: a copy of
+ * each tensor's text and the decoded values of both (a value takes at least
+ * 2 bytes of text).
+ */
+size_t bnd_backward_parse_max(size_t len);
 
 /* Per-worker statistics parsed from a body; free with bnd_workers_free(). */
 struct bnd_workers {

@@ -23,6 +23,8 @@ struct bnd_options {
 	size_t max_layers;
 	size_t max_features;
 	int64_t history_limit;
+	int64_t history_bytes;  /* history kept per layer, bytes as bnd_store_train counts them */
+	size_t max_memory;      /* the memory budget (budget.h) */
 	bool sync_full;
 	const char *token_file;
 	int start_check;        /* an enum bnd_check_kind, or -1: none */

@@ -25,7 +25,8 @@
 	X(EOVERFLOW,   422, BND_E_INVALID_STATE)            \
 	X(ENOMEM,      500, BN_E_NO_MEMORY)                 \
 	X(EIO,         503, BND_E_STORE_UNAVAILABLE)        \
-	X(EUCLEAN,     503, BND_E_STORE_CORRUPT)
+	X(EUCLEAN,     503, BND_E_STORE_CORRUPT)            \
+	X(ENOBUFS,     503, BND_E_OVER_BUDGET)
 
 struct errno_row {
 	int err;

@@ -6,6 +6,10 @@
  * refused then (so an unknown layer is 404 and an oversized body 413 without
  * reading the body). Otherwise the body is collected up to the cap and the
  * route's handler runs on the last call.
+ *
+ * A body draws on the memory budget (budget.h) before it is read: all of a
+ * declared Content-Length at once, a chunked body a step at a time as it
+ * grows. Whatever a request reserved is given back when it completes.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,16 +22,21 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "budget.h"
 #include "errors.h"
 #include "http.h"
 #include "metrics.h"
 
 #define PATH_LOG_MAX 200
+/* A chunked body reserves its budget in steps of this many bytes. */
+#define BODY_RESERVE_STEP ((size_t)1 << 20)
 
 struct conn_state {
-	struct bnd_request req;
+	struct bnd_request req;  /* first: bnd_request_drop_body() finds the rest from it */
 	struct bnd_response res;
 	struct bn_buf body;
+	size_t body_reserved; /* of req.reserved, what the body holds */
+	size_t discarded;     /* body bytes read and dropped after a refusal */
 	size_t slot;          /* metrics slot: route index or BND_METRICS_SLOT_* */
 	bool answered;        /* a response is queued */
 	bool ready;           /* res is final; queue it at the next call */
@@ -75,13 +84,14 @@ static int check_media(struct conn_state *cs)
 		"application/json or application/x-npy" : "application/json");
 }
 
-/* Refuse a declared Content-Length over the cap, and size the buffer for it. */
+/* Refuse a declared Content-Length over the cap or the budget, and size the buffer for it. */
 static int check_length(struct conn_state *cs)
 {
 	const char *len = bnd_header(&cs->req, "Content-Length");
 	size_t max = cs->req.d->opt.max_body_bytes;
 	unsigned long long n;
 	char *end;
+	int rc;
 
 	if (!len)
 		return 0;
@@ -90,6 +100,13 @@ static int check_length(struct conn_state *cs)
 	if (errno || end == len || *end || n > max)
 		return bnd_fail(&cs->res, -E2BIG, BN_E_TOO_LARGE,
 			"the body is over the limit of %zu bytes (--max-body-bytes)", max);
+	if (n == 0)
+		return 0;
+	/* Before a byte is read: a refused body is never held. */
+	rc = bnd_reserve(&cs->req, &cs->res, (size_t)n + 1, "the body");
+	if (rc < 0)
+		return rc;
+	cs->body_reserved = (size_t)n + 1;
 	if ((cs->req.route->flags & (BND_ROUTE_BODY | BND_ROUTE_NPY)) && n > 0)
 		bn_buf_reserve(&cs->body, (size_t)n); /* a failure shows again on append */
 	return 0;
@@ -193,10 +210,44 @@ static struct conn_state *start_request(struct bnd_daemon *d, struct MHD_Connect
 	return cs;
 }
 
+/* Grow the body's reservation to hold size more bytes (a chunked body). 0, or a problem. */
+static int reserve_body(struct conn_state *cs, size_t size)
+{
+	size_t max = cs->req.d->opt.max_body_bytes + 1;
+	size_t need = cs->body.len + size + 1, want;
+	int rc;
+
+	/* Past the cap the append below refuses it with 413. */
+	if (need <= cs->body_reserved || need > max)
+		return 0;
+	want = need / BODY_RESERVE_STEP * BODY_RESERVE_STEP + BODY_RESERVE_STEP;
+	if (want > max)
+		want = max;
+	rc = bnd_reserve(&cs->req, &cs->res, want - cs->body_reserved, "the body");
+	if (rc == 0)
+		cs->body_reserved = want;
+	return rc;
+}
+
+void bnd_request_drop_body(struct bnd_request *req)
+{
+	struct conn_state *cs = (struct conn_state *)req;
+
+	bn_buf_finish(&cs->body);
+	bnd_unreserve(req, cs->body_reserved);
+	cs->body_reserved = 0;
+	req->body = "";
+	req->body_len = 0;
+}
+
 /* Take one piece of the body. 0, or a problem in cs->res. */
 static int collect(struct conn_state *cs, const char *data, size_t size)
 {
-	int rc = bn_buf_append(&cs->body, data, size);
+	int rc = reserve_body(cs, size);
+
+	if (rc < 0)
+		return rc;
+	rc = bn_buf_append(&cs->body, data, size);
 
 	if (rc == -E2BIG)
 		return bnd_fail(&cs->res, rc, BN_E_TOO_LARGE, "the body is over the limit of %zu bytes "
@@ -215,7 +266,7 @@ static void run_handler(struct conn_state *cs)
 	if (req->route->handler(req, &cs->res) == 0 && cs->res.body.err)
 		bnd_fail(&cs->res, cs->res.body.err, NULL, "the answer could not be built (%s)",
 			cs->res.body.err == -E2BIG ? "too large" : "out of memory");
-	bn_buf_finish(&cs->body);
+	bnd_request_drop_body(req);
 }
 
 static void add_headers(struct conn_state *cs, struct MHD_Response *r)
@@ -240,6 +291,12 @@ static void add_headers(struct conn_state *cs, struct MHD_Response *r)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, res->cache_control);
 	if (res->authenticate)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+	if (res->retry_after) {
+		char secs[16];
+
+		snprintf(secs, sizeof(secs), "%u", res->retry_after);
+		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+	}
 }
 
 /* Build the embedded file's answer, 304 when If-None-Match has its ETag. */
@@ -301,11 +358,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 	if (*upload_size) {
-		int rc = cs->ready ? 0 : collect(cs, upload_data, *upload_size);
+		size_t n = *upload_size;
 
 		*upload_size = 0;
-		if (rc < 0)
-			return respond(cs);
+		if (!cs->ready && collect(cs, upload_data, n) < 0) {
+			/*
+			 * libmicrohttpd takes no answer in the middle of a body: drop
+			 * what was read, discard the rest and answer at its end.
+			 */
+			bnd_request_drop_body(&cs->req);
+			cs->ready = true;
+		}
+		/* A body that goes on past twice the cap is cut off instead. */
+		if (cs->ready && (cs->discarded += n) > cs->req.d->opt.max_body_bytes)
+			return MHD_NO;
 		return MHD_YES;
 	}
 	if (!cs->ready)
@@ -364,6 +430,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	bnd_layer_unref(cs->req.layer);
 	bn_buf_finish(&cs->body);
 	bn_buf_finish(&cs->res.body);
+	/* Answered or aborted, everything the request reserved goes back. */
+	bnd_unreserve(&cs->req, cs->req.reserved);
 	free(cs);
 	*con_cls = NULL;
 	atomic_fetch_sub(&d->in_flight, 1);

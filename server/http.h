@@ -38,6 +38,7 @@ struct bnd_request {
 	bool accept_npy;             /* Accept names application/x-npy */
 	const char *body;            /* the whole body, NUL-terminated; "" when none */
 	size_t body_len;
+	size_t reserved;             /* bytes of the memory budget held, given back at completion */
 };
 
 struct bnd_response {
@@ -50,6 +51,7 @@ struct bnd_response {
 	char allow[64];
 	const char *cache_control;
 	bool authenticate;           /* add WWW-Authenticate: Bearer */
+	unsigned retry_after;        /* seconds for a Retry-After header; 0: none */
 };
 
 struct bnd_route {
@@ -85,6 +87,30 @@ void bnd_json(struct bnd_response *res, unsigned status);
 /* A request header or query argument, or NULL. */
 const char *bnd_header(const struct bnd_request *req, const char *name);
 const char *bnd_query(const struct bnd_request *req, const char *name);
+
+/*
+ * Reserve n bytes of the memory budget (budget.h) for req, held until the
+ * request completes. what names the use for the detail ("the body").
+ * Returns 0; or a problem in res: -ENOBUFS, 503 over_memory_budget with
+ * Retry-After, when other requests hold too much of it now; -E2BIG, 413,
+ * when n is more than the whole budget. Nothing is reserved on error.
+ */
+int bnd_reserve(struct bnd_request *req, struct bnd_response *res, size_t n, const char *what);
+
+/* Give back n (at most what req holds) of req's reservation, when an estimate proved high. */
+void bnd_unreserve(struct bnd_request *req, size_t n);
+
+/*
+ * bnd_reserve() for an answer of at most n bytes, and size res->body for
+ * it so that writing it never reallocates. Same returns.
+ */
+int bnd_reserve_answer(struct bnd_request *req, struct bnd_response *res, size_t n);
+
+/*
+ * Free the request's body once the handler is done with it (decoded, say)
+ * and give back its reservation; req->body becomes "".
+ */
+void bnd_request_drop_body(struct bnd_request *req);
 
 /* 0 when If-Match is absent or matches etag; else a 412 problem and -ESTALE. */
 int bnd_check_if_match(const struct bnd_request *req, const char *etag, struct bnd_response *res);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "budget.h"
 #include "errors.h"
 #include "http.h"
 
@@ -94,6 +95,42 @@ const char *bnd_header(const struct bnd_request *req, const char *name)
 const char *bnd_query(const struct bnd_request *req, const char *name)
 {
 	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+int bnd_reserve(struct bnd_request *req, struct bnd_response *res, size_t n, const char *what)
+{
+	int rc = bnd_budget_reserve(n);
+
+	if (rc == -E2BIG)
+		return bnd_fail(res, rc, BN_E_TOO_LARGE, "%s needs %zu bytes, more than the whole memory "
+			"budget of %zu bytes (--max-memory): send less, or ask for a smaller answer",
+			what, n, bnd_budget_limit());
+	if (rc < 0) {
+		rc = bnd_fail(res, rc, NULL, "%s needs %zu bytes and the memory budget of %zu bytes "
+			"(--max-memory) is in use by other requests (%zu reserved); nothing was changed: "
+			"retry after Retry-After seconds", what, n, bnd_budget_limit(), bnd_budget_reserved());
+		res->retry_after = 1;
+		return rc;
+	}
+	req->reserved += n;
+	return 0;
+}
+
+void bnd_unreserve(struct bnd_request *req, size_t n)
+{
+	if (n > req->reserved)
+		n = req->reserved;
+	bnd_budget_release(n);
+	req->reserved -= n;
+}
+
+int bnd_reserve_answer(struct bnd_request *req, struct bnd_response *res, size_t n)
+{
+	int rc = bnd_reserve(req, res, n, "the answer");
+
+	if (rc == 0)
+		bn_buf_reserve(&res->body, n); /* a failure shows again as the answer is written */
+	return rc;
 }
 
 /* Whether the comma-separated entity-tag list has etag (strong comparison) or is "*". */

@@ -14,13 +14,11 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "budget.h"
 #include "http.h"
 #include "metrics.h"
 
 #define VERSION "0.1.0"
-
-/* Exit status when the start check finds the database damaged. */
-#define BND_EXIT_DAMAGED 4
 
 struct flag {
 	const char *name; /* without the leading -- */
@@ -52,6 +50,12 @@ static const struct flag flags[] = {
 	  "an integer from 1 to 16777216" },
 	{ "start-check", "BATCHNORMD_START_CHECK", "check the database before serving: quick (default), full or none",
 	  "quick, full or none" },
+	{ "max-memory", "BATCHNORMD_MAX_MEMORY", "memory budget for request bodies and answers, bytes; "
+	  "past it 503 with Retry-After (default 536870912, 512 MiB)",
+	  "an integer from 1048576 (1 MiB) up" },
+	{ "history-bytes", "BATCHNORMD_HISTORY_BYTES", "history kept per layer, bytes, the oldest dropped; "
+	  "an entry is 16 bytes per channel plus 64 (default 134217728, 128 MiB)",
+	  "a positive integer" },
 };
 #define N_FLAGS (sizeof(flags) / sizeof(flags[0]))
 
@@ -133,6 +137,8 @@ static int apply(struct bnd_options *o, size_t i, const char *v)
 			return -EINVAL;
 		o->start_check = !strcmp(v, "none") ? -1 : !strcmp(v, "full") ? BND_CHECK_FULL : BND_CHECK_QUICK;
 		return 0;
+	case 11: rc = parse_count(v, 1u << 20, SIZE_MAX / 2, &n); o->max_memory = (size_t)n; break;
+	case 12: rc = parse_count(v, 1, INT64_MAX, &n); o->history_bytes = (int64_t)n; break;
 	}
 	return rc < 0 ? -EINVAL : 0;
 }
@@ -231,6 +237,7 @@ static void defaults(struct bnd_options *o)
 		.threads = cpus < 2 ? 2 : cpus > 64 ? 64 : (unsigned)cpus,
 		.max_body_bytes = 80u << 20, .max_elements = 1u << 24,
 		.max_layers = 10000, .max_features = 65536, .history_limit = 1000,
+		.history_bytes = (int64_t)128 << 20, .max_memory = (size_t)512 << 20,
 		.sync_full = true, .start_check = BND_CHECK_QUICK,
 	};
 }
@@ -248,9 +255,9 @@ static int serve(struct bnd_daemon *d, const sigset_t *stop)
 	printf(strchr(d->opt.host, ':') ? "listening on http://[%s]:%u\n" : "listening on http://%s:%u\n",
 		d->opt.host, port);
 	fflush(stdout);
-	fprintf(stderr, "batchnormd %s: %zu layers from %s, %u threads, sync %s%s\n", VERSION,
-		bnd_registry_count(&d->registry), d->opt.db_path, d->opt.threads,
-		d->opt.sync_full ? "full" : "normal", d->token ? ", token required for changes" : "");
+	fprintf(stderr, "batchnormd %s: %zu layers from %s, %u threads, sync %s, memory budget %zu bytes%s\n",
+		VERSION, bnd_registry_count(&d->registry), d->opt.db_path, d->opt.threads,
+		d->opt.sync_full ? "full" : "normal", d->opt.max_memory, d->token ? ", token required for changes" : "");
 	sigwait(stop, &sig);
 	fprintf(stderr, "batchnormd: %s: finishing requests under way\n", strsignal(sig));
 	bnd_http_stop(mhd, d, 30.0);
@@ -279,13 +286,14 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	bnd_metrics_start(VERSION);
+	bnd_budget_init(d.opt.max_memory);
 	bnd_registry_init(&d.registry, d.opt.max_layers);
 	if (d.opt.start_check >= 0) {
 		int checked = bnd_start_check(d.opt.db_path, d.opt.start_check);
 
 		/* A damaged file gets a status of its own, so a supervisor need not retry it. */
 		if (checked == -EUCLEAN)
-			rc = BND_EXIT_DAMAGED;
+			rc = BND_EXIT_START_DAMAGED;
 		if (checked < 0)
 			goto out;
 	}

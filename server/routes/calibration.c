@@ -8,6 +8,11 @@
  * statement, so concurrent posts never lose a batch and an acknowledged
  * post survives a crash. A commit writes the running stats and deletes the
  * calibration in one transaction.
+ *
+ * Memory is reserved from the budget (budget.h) before it is allocated, as
+ * forward.c does: the decoded body by a bound from its length (the body is
+ * dropped once decoded), then the calibration and the answer by bounds
+ * from num_features, all before any lock.
  */
 #include <jansson.h>
 #include <stdlib.h>
@@ -15,11 +20,15 @@
 
 #include "bn/json.h"
 #include "bn/npy.h"
+#include "budget.h"
 #include "codec.h"
 #include "codec_ops.h"
 #include "errors.h"
 #include "routes/routes.h"
 #include "store_calibration.h"
+
+/* A commit body is {"variance": "..."}: read as a JSON tree, so kept small. */
+#define COMMIT_BODY_MAX 4096
 
 /* A batch to add: a tensor, or a worker's summary. */
 struct batch {
@@ -35,35 +44,71 @@ static int not_tracking(struct bnd_response *res, const char *name)
 		"(track_running_stats is false): it has no running stats to calibrate or fold", name);
 }
 
+/* The most bytes a calibration answer takes: four arrays of doubles, two of float32. */
+static size_t answer_max(size_t C)
+{
+	return 4 * (C * 26 + 2) + 2 * bnd_floats_text_max(C) + 256;
+}
+
+/* The answer, and two calibrations' arrays and their store blobs. */
+static int reserve_calibration(struct bnd_request *req, struct bnd_response *res, size_t C)
+{
+	int rc = bnd_reserve(req, res, 2 * 64 * C + 1024, "the calibration");
+
+	return rc < 0 ? rc : bnd_reserve_answer(req, res, answer_max(C));
+}
+
+/* The decoded tensor's bytes at most: 4 a value, which takes 4 bytes of .npy or 2 of JSON. */
+static size_t input_max(const struct bnd_request *req)
+{
+	size_t values = req->body_npy ? req->body_len / 4 : req->body_len / 2 + 1;
+
+	if (values > req->d->opt.max_elements)
+		values = req->d->opt.max_elements;
+	return values * sizeof(float);
+}
+
 static int no_calibration(struct bnd_response *res, const char *name)
 {
 	return bnd_fail(res, -ENODATA, BND_E_NO_CALIBRATION, "layer %s has no open calibration; "
 		"POST a batch to /v1/layers/%s/calibration to open one", name, name);
 }
 
-/* Decode the body: .npy or {"input": T} is a tensor, {"count", "mean", "var"} a summary. */
+/*
+ * Decode the body: .npy or {"input": T} is a tensor, {"count", "mean",
+ * "var"} a summary. The body is dropped once read.
+ */
 static int read_batch(struct bnd_request *req, struct bnd_response *res, size_t C, struct batch *b)
 {
+	bool summary = !req->body_npy && (bnd_body_first_key_is(req->body, req->body_len, "count") ||
+			bnd_body_first_key_is(req->body, req->body_len, "mean") ||
+			bnd_body_first_key_is(req->body, req->body_len, "var"));
+	size_t bound = summary ? bnd_stats_parse_max(req->body_len) + 16 * C : input_max(req);
 	struct bn_error e = { 0 };
 	enum bn_tensor_form form;
 	int rc;
 
 	*b = (struct batch){ 0 };
-	if (req->body_npy) {
-		rc = bn_npy_read(req->body, req->body_len, req->d->opt.max_elements, &b->x, &e);
-	} else if (bnd_body_first_key_is(req->body, req->body_len, "count") ||
-			bnd_body_first_key_is(req->body, req->body_len, "mean") ||
-			bnd_body_first_key_is(req->body, req->body_len, "var")) {
+	rc = bnd_reserve(req, res, bound, summary ? "reading the summary" : "the decoded input");
+	if (rc < 0)
+		return rc;
+	if (summary) {
 		b->is_summary = true;
 		b->mean = malloc(2 * C * sizeof(double));
 		if (!b->mean)
 			return bnd_fail(res, -ENOMEM, NULL, "out of memory");
 		b->var = b->mean + C;
 		rc = bnd_summary_parse(req->body, req->body_len, C, &b->count, b->mean, b->var, &e);
+	} else if (req->body_npy) {
+		rc = bn_npy_read(req->body, req->body_len, req->d->opt.max_elements, &b->x, &e);
 	} else {
 		rc = bn_json_input_parse(req->body, req->body_len, req->d->opt.max_elements, &b->x, &form, &e);
 	}
-	return rc < 0 ? bnd_fail_bn(res, rc, &e) : 0;
+	bnd_request_drop_body(req);
+	if (rc < 0)
+		return bnd_fail_bn(res, rc, &e);
+	bnd_unreserve(req, bound - (summary ? 16 * C : b->x.count * sizeof(float)));
+	return 0;
 }
 
 static void batch_finish(struct batch *b)
@@ -161,6 +206,8 @@ int bnd_calibration_post(struct bnd_request *req, struct bnd_response *res)
 		return not_tracking(res, req->layer->name);
 	rc = read_batch(req, res, C, &b);
 	if (rc == 0)
+		rc = reserve_calibration(req, res, C);
+	if (rc == 0)
 		rc = bnd_change_begin(req, res, &cur);
 	if (rc == 0) {
 		rc = add_locked(req, res, cur, &b);
@@ -180,6 +227,9 @@ int bnd_calibration_get(struct bnd_request *req, struct bnd_response *res)
 		rc = not_tracking(res, req->layer->name);
 		goto out;
 	}
+	rc = reserve_calibration(req, res, snap->cfg.num_features);
+	if (rc < 0)
+		goto out;
 	rc = bnd_store_calibration_get(req->d->store, snap->id, snap->cfg.num_features, &c, NULL);
 	if (rc == -ENOENT) {
 		rc = no_calibration(res, req->layer->name);
@@ -219,10 +269,15 @@ static int read_variance(struct bnd_request *req, struct bnd_response *res,
 		enum bn_calibration_variance *mode)
 {
 	json_error_t jerr;
-	json_t *root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+	json_t *root;
 	const char *key, *v;
 	json_t *val;
 	int rc = 0;
+
+	if (req->body_len > COMMIT_BODY_MAX)
+		return bnd_fail(res, -E2BIG, BN_E_TOO_LARGE, "a commit body is {\"variance\": ...}, at most "
+			"%d bytes; got %zu", COMMIT_BODY_MAX, req->body_len);
+	root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 
 	if (!root)
 		return bnd_fail(res, -EBADMSG, BN_E_INVALID_JSON, "the body is not valid JSON: %s (line %d, "
@@ -300,6 +355,10 @@ int bnd_calibration_commit(struct bnd_request *req, struct bnd_response *res)
 	int rc;
 
 	rc = read_variance(req, res, &mode);
+	if (rc == 0)
+		rc = bnd_reserve(req, res, 64 * bnd_layer_width(req->layer) + 1024, "the calibration");
+	if (rc == 0)
+		rc = bnd_reserve_layer(req, res, bnd_layer_width(req->layer), 2);
 	if (rc < 0)
 		return rc;
 	rc = bnd_change_begin(req, res, &cur);

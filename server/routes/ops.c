@@ -7,11 +7,16 @@
  * before the lock, the new state is computed on a copy under the layer's
  * write lock, committed with its history row in one transaction, and only
  * then published. Backward and folded read a snapshot and change nothing.
+ *
+ * Memory is reserved from the budget (budget.h) before it is allocated:
+ * reading the body by a bound from its length (the body is dropped once
+ * read), the answer and the scratch by bounds from the shapes.
  */
 #include <stdlib.h>
 
 #include "bn/backward.h"
 #include "bn/json.h"
+#include "budget.h"
 #include "codec_ops.h"
 #include "errors.h"
 #include "routes/routes.h"
@@ -41,7 +46,8 @@ static int stats_locked(struct bnd_request *req, struct bnd_response *res, const
 		.batch_mean = out->batch_mean, .batch_var = out->batch_var,
 		.running_mean = next->state.running_mean, .running_var = next->state.running_var,
 	};
-	rc = bnd_store_train(req->d->store, next, &h, req->d->opt.history_limit);
+	rc = bnd_store_train(req->d->store, next, &h, req->d->opt.history_limit,
+		req->d->opt.history_bytes);
 	if (rc < 0) {
 		bnd_snapshot_unref(next);
 		return bnd_fail(res, rc, NULL, "the store could not commit the train step; the layer is unchanged");
@@ -84,19 +90,29 @@ int bnd_ops_train_stats(struct bnd_request *req, struct bnd_response *res)
 	struct bnd_workers w = { 0 };
 	struct bn_sync_result out;
 	struct bn_error e = { 0 };
+	size_t bound = bnd_stats_parse_max(req->body_len);
 	float *f;
 	int rc;
 
 	bnd_snapshot_unref(cur);
-	f = malloc(3 * C * sizeof(*f));
-	if (!f)
-		return bnd_fail(res, -ENOMEM, NULL, "out of memory");
-	out = (struct bn_sync_result){ 0, f, f + C, f + 2 * C };
+	rc = bnd_reserve(req, res, bound, "reading the statistics");
+	if (rc < 0)
+		return rc;
 	rc = bnd_workers_parse(req->body, req->body_len, C, &w, &e);
-	if (rc < 0) {
-		rc = bnd_fail_bn(res, rc, &e);
+	bnd_request_drop_body(req);
+	if (rc < 0)
+		return bnd_fail_bn(res, rc, &e);
+	/* What the workers' arrays took stays reserved; the tree is gone. */
+	bnd_unreserve(req, bound - 2 * C * w.n * sizeof(double));
+	rc = bnd_reserve(req, res, 2 * (16 * C + 256) + 24 * C, "the train step");
+	if (rc == 0)
+		rc = bnd_reserve_answer(req, res, 5 * bnd_floats_text_max(C) + 256);
+	f = rc == 0 ? malloc(3 * C * sizeof(*f)) : NULL;
+	if (!f) {
+		rc = rc < 0 ? rc : bnd_fail(res, -ENOMEM, NULL, "out of memory");
 		goto out;
 	}
+	out = (struct bn_sync_result){ 0, f, f + C, f + 2 * C };
 	rc = bnd_change_begin(req, res, &cur);
 	if (rc < 0)
 		goto out;
@@ -138,11 +154,21 @@ int bnd_ops_backward(struct bnd_request *req, struct bnd_response *res)
 	size_t C;
 	int rc;
 
+	size_t bound = bnd_backward_parse_max(req->body_len);
+
+	rc = bnd_reserve(req, res, bound, "reading the tensors");
+	if (rc < 0)
+		return rc;
 	rc = bnd_backward_parse(req->body, req->body_len, req->d->opt.max_elements, &x, &dy, &form, &train, &e);
+	bnd_request_drop_body(req);
 	if (rc < 0)
 		return bnd_fail_bn(res, rc, &e);
+	bnd_unreserve(req, bound - 2 * x.count * sizeof(float));
 	snap = bnd_layer_snapshot(req->layer);
 	C = snap->cfg.num_features;
+	rc = bnd_reserve_answer(req, res, bnd_tensor_text_max(&dy, form) + 2 * bnd_floats_text_max(C) + 128);
+	if (rc < 0)
+		goto out;
 	if (snap->cfg.affine && !(g = malloc(2 * C * sizeof(*g)))) {
 		rc = bnd_fail(res, -ENOMEM, NULL, "out of memory");
 		goto out;
@@ -163,34 +189,44 @@ out:
 	return rc;
 }
 
+static void folded_answer(struct bnd_response *res, const float *f, size_t C)
+{
+	bnd_json(res, 200);
+	bn_buf_puts(&res->body, "{\"scale\": ");
+	bn_json_floats_write(&res->body, f, C);
+	bn_buf_puts(&res->body, ", \"shift\": ");
+	bn_json_floats_write(&res->body, f + C, C);
+	bn_buf_puts(&res->body, "}");
+}
+
 int bnd_ops_folded(struct bnd_request *req, struct bnd_response *res)
 {
 	struct bnd_snapshot *snap = bnd_layer_snapshot(req->layer);
 	size_t C = snap->cfg.num_features;
 	struct bn_error e = { 0 };
-	float *f = malloc(2 * C * sizeof(*f));
+	float *f = NULL;
 	int rc;
 
-	if (!f) {
-		rc = bnd_fail(res, -ENOMEM, NULL, "out of memory");
-	} else if (!snap->cfg.track_running_stats) {
+	if (!snap->cfg.track_running_stats) {
 		rc = bnd_fail(res, -EPERM, BND_E_NOT_TRACKING, "layer %s does not track running stats: "
 			"its eval mode normalizes with each batch's statistics, which fold into no fixed map",
 			req->layer->name);
-	} else {
-		rc = bn_fold(&snap->cfg, &snap->state, f, f + C, &e);
-		if (rc < 0) {
-			rc = bnd_fail_bn(res, rc, &e);
-		} else {
-			bnd_json(res, 200);
-			bn_buf_puts(&res->body, "{\"scale\": ");
-			bn_json_floats_write(&res->body, f, C);
-			bn_buf_puts(&res->body, ", \"shift\": ");
-			bn_json_floats_write(&res->body, f + C, C);
-			bn_buf_puts(&res->body, "}");
-			bnd_snapshot_etag(snap, res->etag);
-		}
+		goto out;
 	}
+	rc = bnd_reserve(req, res, 8 * C, "the folded map");
+	if (rc == 0)
+		rc = bnd_reserve_answer(req, res, 2 * bnd_floats_text_max(C) + 64);
+	if (rc < 0)
+		goto out;
+	f = malloc(2 * C * sizeof(*f));
+	rc = f ? bn_fold(&snap->cfg, &snap->state, f, f + C, &e) : -ENOMEM;
+	if (rc < 0) {
+		rc = f ? bnd_fail_bn(res, rc, &e) : bnd_fail(res, rc, NULL, "out of memory");
+		goto out;
+	}
+	folded_answer(res, f, C);
+	bnd_snapshot_etag(snap, res->etag);
+out:
 	free(f);
 	bnd_snapshot_unref(snap);
 	return rc;

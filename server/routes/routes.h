@@ -44,6 +44,17 @@ int bnd_service_ready(struct bnd_request *req, struct bnd_response *res);
 int bnd_service_metrics(struct bnd_request *req, struct bnd_response *res);
 int bnd_service_openapi(struct bnd_request *req, struct bnd_response *res);
 
+/* The layer's num_features, which a layer keeps for its life. */
+size_t bnd_layer_width(struct bnd_layer *l);
+
+/*
+ * Reserve, from the memory budget, a layer's answer as GET shows it (the
+ * answer's buffer sized for it) and copies extra copies of its state.
+ * 0, or a 503 (or 413) in res; see bnd_reserve().
+ */
+int bnd_reserve_layer(struct bnd_request *req, struct bnd_response *res, size_t num_features,
+		size_t copies);
+
 /*
  * Begin a change of req->layer: take its write lock, then refuse a layer
  * deleted meanwhile (404) and a failed If-Match (412). On success the lock

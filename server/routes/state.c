@@ -18,10 +18,12 @@ static int answer_state(struct bnd_request *req, struct bnd_response *res,
 int bnd_state_get(struct bnd_request *req, struct bnd_response *res)
 {
 	struct bnd_snapshot *snap = bnd_layer_snapshot(req->layer);
+	int rc = bnd_reserve_layer(req, res, snap->cfg.num_features, 0);
 
-	answer_state(req, res, snap);
+	if (rc == 0)
+		answer_state(req, res, snap);
 	bnd_snapshot_unref(snap);
-	return 0;
+	return rc;
 }
 
 static int load(struct bnd_request *req, const struct bnd_snapshot *cur,

@@ -237,7 +237,7 @@ static void test_errors(void)
 			"unknown_key");
 
 	/* A summary body is read whole: past its cap it is 413, whatever it holds. */
-	size_t big = (16u << 20) + 64;
+	size_t big = (4u << 20) + 64;
 	char *body = malloc(big + 1);
 	if (CHECK(body != NULL)) {
 		int head = snprintf(body, big, "{\"count\": 4, \"mean\": [1, 2], \"var\": [0, 1]");
@@ -246,6 +246,13 @@ static void test_errors(void)
 		refused("POST", cal, body, 413, "too_large");
 		free(body);
 	}
+
+	/* A commit body is read whole too, and is tiny. */
+	char commit_body[8192];
+	memset(commit_body, ' ', sizeof(commit_body) - 1);
+	commit_body[sizeof(commit_body) - 1] = 0;
+	memcpy(commit_body, "{\"variance\": \"population\"}", 26);
+	refused("POST", "/v1/layers/er/calibration/commit", commit_body, 413, "too_large");
 
 	/* DELETE of the layer takes its calibration: a new layer of that name has none. */
 	ok("DELETE", "/v1/layers/er", NULL, 204);
@@ -366,11 +373,41 @@ static void test_crash(void)
 	it_response_finish(&r);
 }
 
+/* Reading a summary reserves from the memory budget first: past it, 413 and nothing changes. */
+static void test_budget(void)
+{
+	static struct it_daemon small;
+	const char *args[] = { "--max-memory", "1048576", NULL };
+	char *body = malloc(64 * 1024);
+	struct it_response r;
+
+	if (!CHECK(body != NULL) || it_daemon_init(&small, 2, (char *[]){ "", d.exe, NULL }) < 0 ||
+			!CHECKF(it_daemon_start(&small, args) == 0, "batchnormd --max-memory 1048576 did not start")) {
+		free(body);
+		return;
+	}
+	int head = snprintf(body, 64 * 1024, "{\"count\": 4, \"mean\": [1], \"var\": [1]");
+	memset(body + head, ' ', 64 * 1024 - (size_t)head - 2);
+	memcpy(body + 64 * 1024 - 2, "}", 2);
+	it_call(&small, "PUT", "/v1/layers/b", "{\"num_features\": 1}", &r);
+	it_response_finish(&r);
+	it_call(&small, "POST", "/v1/layers/b/calibration", body, &r);
+	it_check_problem(&r, 413, "too_large", "a summary whose reading passes the memory budget");
+	CHECKF(r.body && strstr(r.body, "--max-memory"), "the detail names the budget: %.300s", r.body);
+	it_response_finish(&r);
+	it_call(&small, "GET", "/v1/layers/b/calibration", NULL, &r);
+	it_check_problem(&r, 404, "no_calibration", "nothing was added");
+	it_response_finish(&r);
+	CHECKF(it_daemon_stop(&small) == 0, "batchnormd --max-memory did not exit 0");
+	it_daemon_finish(&small);
+	free(body);
+}
+
 int main(int argc, char **argv)
 {
 	const char *args[] = { "--sync", "normal", NULL };
 	void (*const tests[])(void) = { test_worked_example, test_summaries, test_errors, test_concurrent,
-		test_crash, NULL };
+		test_budget, test_crash, NULL };
 
 	return it_run(&d, "http_calibration", argc, argv, args, tests);
 }
