@@ -246,8 +246,7 @@ int bnd_store_insert(struct bnd_store *s, const char *name, struct bnd_snapshot 
 	return rc;
 }
 
-/* The UPDATE of a layer's row, with the store locked. */
-static int update_locked(struct bnd_store *s, const struct bnd_snapshot *snap)
+int store_update_locked(struct bnd_store *s, const struct bnd_snapshot *snap)
 {
 	sqlite3_stmt *st = s->stmt[ST_UPDATE];
 
@@ -264,7 +263,7 @@ int bnd_store_update(struct bnd_store *s, const struct bnd_snapshot *snap)
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
-	rc = update_locked(s, snap);
+	rc = store_update_locked(s, snap);
 	pthread_mutex_unlock(&s->lock);
 	bnd_metrics_commit(bnd_metrics_clock() - t0);
 	return rc;
@@ -319,7 +318,7 @@ int bnd_store_train(struct bnd_store *s, const struct bnd_snapshot *snap,
 	pthread_mutex_lock(&s->lock);
 	rc = store_exec(s, ST_BEGIN, "beginning a train step");
 	if (rc == 0) {
-		rc = update_locked(s, snap);
+		rc = store_update_locked(s, snap);
 		if (rc == 0)
 			rc = history_add_locked(s, snap->id, h, keep, keep_bytes);
 		if (rc == 0)

@@ -17,6 +17,7 @@
 #include "bn/npy.h"
 #include "budget.h"
 #include "codec.h"
+#include "codec_ops.h"
 #include "errors.h"
 #include "routes/routes.h"
 
@@ -135,6 +136,9 @@ int bnd_forward_train(struct bnd_request *req, struct bnd_response *res)
 	size_t c;
 	int rc;
 
+	/* {"stats": [...]}: SyncBatchNorm's step from per-worker statistics (routes/ops.c). */
+	if (!req->body_npy && bnd_body_first_key_is(req->body, req->body_len, "stats"))
+		return bnd_ops_train_stats(req, res);
 	rc = read_input(req, res, &x, &form);
 	if (rc < 0)
 		return rc;

@@ -18,6 +18,17 @@ int bnd_layers_delete(struct bnd_request *req, struct bnd_response *res);
 int bnd_forward_train(struct bnd_request *req, struct bnd_response *res);
 int bnd_forward_eval(struct bnd_request *req, struct bnd_response *res);
 
+/* routes/calibration.c */
+int bnd_calibration_post(struct bnd_request *req, struct bnd_response *res);
+int bnd_calibration_get(struct bnd_request *req, struct bnd_response *res);
+int bnd_calibration_delete(struct bnd_request *req, struct bnd_response *res);
+int bnd_calibration_commit(struct bnd_request *req, struct bnd_response *res);
+
+/* routes/ops.c; bnd_ops_train_stats serves POST /train with a {"stats": [...]} body. */
+int bnd_ops_train_stats(struct bnd_request *req, struct bnd_response *res);
+int bnd_ops_backward(struct bnd_request *req, struct bnd_response *res);
+int bnd_ops_folded(struct bnd_request *req, struct bnd_response *res);
+
 /* routes/state.c */
 int bnd_state_get(struct bnd_request *req, struct bnd_response *res);
 int bnd_state_put(struct bnd_request *req, struct bnd_response *res);
