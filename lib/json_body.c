@@ -1,7 +1,8 @@
 /*
  * json_body.c: the semantic layer of the {"input": T} reader (bn/json.h).
  *
- * json_read.c hands over each value, key and close as it meets them; this
+ * json_read.c hands over each value, key and close as it meets them, through
+ * bn_json_body_events; this
  * file follows the few shapes a tensor body can take (the body object,
  * "input", nested arrays up to rank 5, or "shape" and "data") and stores
  * numbers straight into a growing float array. The first error is kept
@@ -74,14 +75,14 @@ static bool store(struct parser *P, float f, size_t limit)
 }
 
 /* A value starts inside the nested array at level fr->level. */
-static void nest_value(struct parser *P, struct frame *fr, enum kind k, float f, int num_r,
+static void nest_value(struct parser *P, struct frame *fr, enum bn_json_kind k, float f, int num_r,
 		const char *tok, size_t toklen)
 {
 	unsigned l = fr->level;
 	size_t i = fr->n++;
 	char path[96];
 
-	if (k == K_ARRAY) {
+	if (k == BN_JSON_ARRAY) {
 		if (P->rank && l + 1 >= P->rank) {
 			nest_path(P, l, path, sizeof(path));
 			fail(P, -EINVAL, BN_E_RAGGED, "%s: ragged array, element %zu is an array, "
@@ -96,7 +97,7 @@ static void nest_value(struct parser *P, struct frame *fr, enum kind k, float f,
 		}
 		return;
 	}
-	if (k != K_NUMBER) {
+	if (k != BN_JSON_NUMBER) {
 		nest_path(P, l + 1, path, sizeof(path));
 		fail(P, -EINVAL, BN_E_WRONG_TYPE, "%s: expected %s, got %s", path,
 				!P->rank || l + 1 == P->rank ? "a number" : "an array", kind_names[k]);
@@ -145,7 +146,7 @@ static void nest_close(struct parser *P, const struct frame *fr)
 }
 
 /* A shape entry: a positive integer, written as one. */
-static void shape_value(struct parser *P, struct frame *fr, enum kind k, const char *tok, size_t len)
+static void shape_value(struct parser *P, struct frame *fr, enum bn_json_kind k, const char *tok, size_t len)
 {
 	size_t i = fr->n++, v = 0;
 
@@ -154,7 +155,7 @@ static void shape_value(struct parser *P, struct frame *fr, enum kind k, const c
 				"a tensor has rank 1 to %d", BN_TENSOR_MAX_RANK, BN_TENSOR_MAX_RANK);
 		return;
 	}
-	if (k != K_NUMBER) {
+	if (k != BN_JSON_NUMBER) {
 		fail(P, -EINVAL, BN_E_WRONG_TYPE, "input.shape[%zu]: expected a positive integer, got %s",
 				i, kind_names[k]);
 		return;
@@ -200,12 +201,12 @@ static void shape_close(struct parser *P, const struct frame *fr)
 	P->have_shape = true;
 }
 
-static void data_value(struct parser *P, struct frame *fr, enum kind k, float f, int num_r,
+static void data_value(struct parser *P, struct frame *fr, enum bn_json_kind k, float f, int num_r,
 		const char *tok, size_t len)
 {
 	size_t i = fr->n++;
 
-	if (k != K_NUMBER) {
+	if (k != BN_JSON_NUMBER) {
 		fail(P, -EINVAL, BN_E_WRONG_TYPE, "input.data[%zu]: expected a number, got %s",
 				i, kind_names[k]);
 	} else if (num_r < 0) {
@@ -223,17 +224,17 @@ static void data_value(struct parser *P, struct frame *fr, enum kind k, float f,
 }
 
 /* The value for a key of the body or of input. */
-static void keyed_value(struct parser *P, struct frame *fr, enum kind k)
+static void keyed_value(struct parser *P, struct frame *fr, enum bn_json_kind k)
 {
 	switch (fr->target) {
 	case T_INPUT:
-		if (k == K_ARRAY) {
+		if (k == BN_JSON_ARRAY) {
 			P->form = BN_FORM_NESTED;
 			P->frames[P->nframes++] = (struct frame){ .role = R_NEST };
-		} else if (k == K_OBJECT) {
+		} else if (k == BN_JSON_OBJECT) {
 			P->form = BN_FORM_SHAPED;
 			P->frames[P->nframes++] = (struct frame){ .role = R_INPUT_OBJ };
-		} else if (k == K_NUMBER) {
+		} else if (k == BN_JSON_NUMBER) {
 			fail(P, -EINVAL, BN_E_BAD_RANK, "input: expected a tensor of rank 1 to %d, "
 					"got a number (rank 0)", BN_TENSOR_MAX_RANK);
 		} else {
@@ -242,14 +243,14 @@ static void keyed_value(struct parser *P, struct frame *fr, enum kind k)
 		}
 		break;
 	case T_SHAPE:
-		if (k == K_ARRAY)
+		if (k == BN_JSON_ARRAY)
 			P->frames[P->nframes++] = (struct frame){ .role = R_SHAPE };
 		else
 			fail(P, -EINVAL, BN_E_WRONG_TYPE, "input.shape: expected an array of "
 					"dimensions, got %s", kind_names[k]);
 		break;
 	case T_DATA:
-		if (k == K_ARRAY)
+		if (k == BN_JSON_ARRAY)
 			P->frames[P->nframes++] = (struct frame){ .role = R_DATA };
 		else
 			fail(P, -EINVAL, BN_E_WRONG_TYPE, "input.data: expected an array of numbers, "
@@ -261,15 +262,19 @@ static void keyed_value(struct parser *P, struct frame *fr, enum kind k)
 }
 
 /* A value starts (a container is not pushed on the syntax stack yet). */
-void bn_json_body_value(struct parser *P, enum kind k, float f, int num_r,
-		const char *tok, size_t len)
+static void body_value(void *ctx, enum bn_json_kind k, const struct bn_json_number *num)
 {
+	struct parser *P = ctx;
+	float f = num ? num->f : 0;
+	int num_r = num ? num->r : 0;
+	const char *tok = num ? num->text : NULL;
+	size_t len = num ? num->len : 0;
 	struct frame *fr;
 
 	if (P->failed)
 		return;
 	if (!P->nframes) {
-		if (k == K_OBJECT)
+		if (k == BN_JSON_OBJECT)
 			P->frames[P->nframes++] = (struct frame){ .role = R_BODY };
 		else
 			fail(P, -EINVAL, BN_E_WRONG_TYPE, "the body must be an object {\"input\": ...}, "
@@ -294,8 +299,9 @@ void bn_json_body_value(struct parser *P, enum kind k, float f, int num_r,
 	}
 }
 
-void bn_json_body_key(struct parser *P, const char *key, size_t len, bool truncated)
+static void body_key(void *ctx, const char *key, size_t len, bool truncated)
 {
+	struct parser *P = ctx;
 	struct frame *fr;
 	bool *seen = NULL;
 	enum target t = T_NONE;
@@ -329,8 +335,9 @@ void bn_json_body_key(struct parser *P, const char *key, size_t len, bool trunca
 }
 
 /* A container closes (before it leaves the syntax stack). */
-void bn_json_body_close(struct parser *P)
+static void body_close(void *ctx)
 {
+	struct parser *P = ctx;
 	struct frame fr;
 
 	if (P->failed)
@@ -368,3 +375,9 @@ void bn_json_body_close(struct parser *P)
 		break;
 	}
 }
+
+const struct bn_json_events bn_json_body_events = {
+	.value = body_value,
+	.key = body_key,
+	.close = body_close,
+};

@@ -1,11 +1,12 @@
 /*
  * json_internal.h: what the body reader's two layers and the writers share.
  *
- * json_read.c is the syntax layer: one loop over the bytes that checks
- * RFC 8259 grammar and keeps open containers on a bit stack. Each value,
- * key and close it meets goes to the semantic layer in json_body.c, which
- * follows the shapes a tensor body may take and stores the numbers. Both
- * work on one struct parser; neither is part of the library's API.
+ * json_read.c is the syntax layer (bn_json_scan, bn/json_scan.h): one loop
+ * over the bytes that checks RFC 8259 grammar and keeps open containers on
+ * a bit stack. Each value, key and close it meets goes to the semantic
+ * layer in json_body.c through bn_json_body_events, which follows the
+ * shapes a tensor body may take and stores the numbers in a struct parser.
+ * Neither struct parser nor the events are part of the library's API.
  */
 #ifndef BN_JSON_INTERNAL_H
 #define BN_JSON_INTERNAL_H
@@ -15,13 +16,13 @@
 #include <stdint.h>
 
 #include "bn/json.h"
+#include "bn/json_scan.h"
 
 /* Semantic frames: the body, then up to five array levels. */
 #define FRAMES_MAX (BN_TENSOR_MAX_RANK + 1)
 
 enum role { R_BODY, R_INPUT_OBJ, R_NEST, R_SHAPE, R_DATA };
 enum target { T_NONE, T_INPUT, T_SHAPE, T_DATA };
-enum kind { K_OBJECT, K_ARRAY, K_NUMBER, K_STRING, K_TRUE, K_FALSE, K_NULL };
 
 struct frame {
 	enum role role;
@@ -30,12 +31,8 @@ struct frame {
 	enum target target; /* objects: what the current key's value is */
 };
 
+/* The semantic layer's state, quiet once failed. */
 struct parser {
-	const char *start, *p, *end;
-	/* Syntax: one bit per open container, set for an object. */
-	uint8_t *open;
-	size_t depth, open_cap;
-	/* Semantics, quiet once failed. */
 	bool failed;
 	int sem_r;
 	struct bn_error sem_err;
@@ -53,19 +50,11 @@ struct parser {
 };
 
 /*
- * The semantic layer. A value of kind k starts (a container before it is
- * pushed on the syntax stack); for a number, f is its float32 value, num_r
- * what bn_float_parse returned and tok, len its text. Each records the
- * first error in P->failed, P->sem_r and P->sem_err and is a no-op after.
+ * The semantic layer's events, with a struct parser as their context. Each
+ * records the first error in P->failed, P->sem_r and P->sem_err and is a
+ * no-op after; a number beyond float32 is an error of the value's place.
  */
-void bn_json_body_value(struct parser *P, enum kind k, float f, int num_r,
-		const char *tok, size_t len);
-
-/* A key of the innermost object, decoded; truncated when longer than was kept. */
-void bn_json_body_key(struct parser *P, const char *key, size_t len, bool truncated);
-
-/* The innermost container closes (before it leaves the syntax stack). */
-void bn_json_body_close(struct parser *P);
+extern const struct bn_json_events bn_json_body_events;
 
 /* Length of the valid UTF-8 sequence at p, or 0 (RFC 3629: no overlongs, surrogates, > U+10FFFF). */
 size_t bn_json_utf8_length(const unsigned char *p, const unsigned char *end);

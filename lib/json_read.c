@@ -1,11 +1,13 @@
 /*
- * json_read.c: the syntax layer of the {"input": T} reader (bn/json.h).
+ * json_read.c: bn_json_scan (bn/json_scan.h), the syntax layer of the
+ * {"input": T} reader (bn/json.h) and of the server's config and state
+ * bodies.
  *
  * One loop over the bytes with an explicit stack, so nesting depth costs a
  * bit per level and never stack frames. It checks RFC 8259 grammar to the
- * last byte and passes each value, key and close to the semantic layer
- * (json_body.c), which goes quiet after its first error while this loop
- * runs on: a syntax error anywhere wins, as the header promises.
+ * last byte and passes each value, key and close to a semantic layer (for
+ * tensors, json_body.c), which goes quiet after its first error while this
+ * loop runs on: a syntax error anywhere wins, as the headers promise.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -18,9 +20,19 @@
 #include "json_internal.h"
 
 /* Keys are decoded only to be compared and quoted back, so a short prefix will do. */
-#define KEY_MAX 48
+#define KEY_MAX BN_JSON_KEY_MAX
 
-static int syntax(struct parser *P, const char *what)
+struct scanner {
+	const char *start, *p, *end;
+	/* One bit per open container, set for an object. */
+	uint8_t *open;
+	size_t depth, open_cap;
+	const struct bn_json_events *ev;
+	void *ctx;
+	struct bn_error err;
+};
+
+static int syntax(struct scanner *P, const char *what)
 {
 	size_t at = (size_t)(P->p - P->start);
 	char got[32];
@@ -31,18 +43,18 @@ static int syntax(struct parser *P, const char *what)
 		snprintf(got, sizeof(got), "'%c'", *P->p);
 	else
 		snprintf(got, sizeof(got), "byte 0x%02x", (unsigned char)*P->p);
-	bn_error_set(&P->sem_err, BN_E_INVALID_JSON, "invalid JSON at byte %zu: expected %s, got %s",
+	bn_error_set(&P->err, BN_E_INVALID_JSON, "invalid JSON at byte %zu: expected %s, got %s",
 			at, what, got);
 	return -EBADMSG;
 }
 
-static int syntax_msg(struct parser *P, size_t at, const char *msg)
+static int syntax_msg(struct scanner *P, size_t at, const char *msg)
 {
-	bn_error_set(&P->sem_err, BN_E_INVALID_JSON, "invalid JSON at byte %zu: %s", at, msg);
+	bn_error_set(&P->err, BN_E_INVALID_JSON, "invalid JSON at byte %zu: %s", at, msg);
 	return -EBADMSG;
 }
 
-static bool push(struct parser *P, bool object)
+static bool push(struct scanner *P, bool object)
 {
 	if (P->depth / 8 >= P->open_cap) {
 		size_t cap = P->open_cap ? P->open_cap * 2 : 64;
@@ -61,14 +73,14 @@ static bool push(struct parser *P, bool object)
 	return true;
 }
 
-static bool top_is_object(const struct parser *P)
+static bool top_is_object(const struct scanner *P)
 {
 	size_t d = P->depth - 1;
 
 	return P->open[d / 8] >> (d % 8) & 1;
 }
 
-static void skip_ws(struct parser *P)
+static void skip_ws(struct scanner *P)
 {
 	while (P->p < P->end && (*P->p == ' ' || *P->p == '\n' || *P->p == '\r' || *P->p == '\t'))
 		P->p++;
@@ -156,7 +168,7 @@ static void key_put(struct key *key, unsigned cp)
 }
 
 /* A raw UTF-8 character at *pp inside a string; *pp moves past it. */
-static int scan_utf8(struct parser *P, const unsigned char **pp, struct key *key)
+static int scan_utf8(struct scanner *P, const unsigned char **pp, struct key *key)
 {
 	size_t n = bn_json_utf8_length(*pp, (const unsigned char *)P->end);
 
@@ -170,7 +182,7 @@ static int scan_utf8(struct parser *P, const unsigned char **pp, struct key *key
 }
 
 /* The escape whose backslash is at *pp; *pp moves past it. */
-static int scan_escape(struct parser *P, const unsigned char **pp, struct key *key)
+static int scan_escape(struct scanner *P, const unsigned char **pp, struct key *key)
 {
 	static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
 	const unsigned char *p = *pp, *end = (const unsigned char *)P->end;
@@ -207,7 +219,7 @@ static int scan_escape(struct parser *P, const unsigned char **pp, struct key *k
  * Scan a string starting at its opening quote. With key non-NULL, decode it
  * (escapes resolved, at most KEY_MAX bytes) for comparing.
  */
-static int scan_string(struct parser *P, struct key *key)
+static int scan_string(struct scanner *P, struct key *key)
 {
 	const unsigned char *p = (const unsigned char *)P->p + 1;
 	const unsigned char *end = (const unsigned char *)P->end;
@@ -236,7 +248,7 @@ static int scan_string(struct parser *P, struct key *key)
 }
 
 /* An object key and its colon; the object is open and the key must follow. */
-static int scan_key(struct parser *P)
+static int scan_key(struct scanner *P)
 {
 	struct key key = { .len = 0 };
 	int r;
@@ -251,11 +263,11 @@ static int scan_key(struct parser *P)
 	if (P->p == P->end || *P->p != ':')
 		return syntax(P, "':' after the key");
 	P->p++;
-	bn_json_body_key(P, key.text, key.len, key.truncated);
+	P->ev->key(P->ctx, key.text, key.len, key.truncated);
 	return 0;
 }
 
-static bool starts_with(const struct parser *P, const char *word)
+static bool starts_with(const struct scanner *P, const char *word)
 {
 	size_t n = strlen(word);
 
@@ -263,19 +275,20 @@ static bool starts_with(const struct parser *P, const char *word)
 }
 
 /* A scalar that is not a string: a number, true, false or null. */
-static int scan_scalar(struct parser *P)
+static int scan_scalar(struct scanner *P)
 {
-	static const struct { const char *word; enum kind kind; } words[] = {
-		{ "true", K_TRUE }, { "false", K_FALSE }, { "null", K_NULL },
+	static const struct { const char *word; enum bn_json_kind kind; } words[] = {
+		{ "true", BN_JSON_TRUE }, { "false", BN_JSON_FALSE }, { "null", BN_JSON_NULL },
 	};
 	const char *tok = P->p;
+	struct bn_json_number num;
 	float f = 0;
 	int r;
 
 	for (size_t i = 0; *tok >= 'a' && i < sizeof(words) / sizeof(words[0]); i++) {
 		if (starts_with(P, words[i].word)) {
 			P->p += strlen(words[i].word);
-			bn_json_body_value(P, words[i].kind, 0, 0, NULL, 0);
+			P->ev->value(P->ctx, words[i].kind, NULL);
 			return 0;
 		}
 	}
@@ -292,29 +305,30 @@ static int scan_scalar(struct parser *P)
 	if (r == -EBADMSG) {
 		size_t len = (size_t)(P->p - tok);
 
-		bn_error_set(&P->sem_err, BN_E_INVALID_JSON, "invalid JSON at byte %zu: "
+		bn_error_set(&P->err, BN_E_INVALID_JSON, "invalid JSON at byte %zu: "
 				"%.*s%s is not a JSON number", (size_t)(tok - P->start),
 				len > 40 ? 40 : (int)len, tok, len > 40 ? "..." : "");
 		return -EBADMSG;
 	}
 	if (r == -ENOMEM) {
-		bn_error_set(&P->sem_err, BN_E_NO_MEMORY, "out of memory reading a number");
+		bn_error_set(&P->err, BN_E_NO_MEMORY, "out of memory reading a number");
 		return r;
 	}
-	bn_json_body_value(P, K_NUMBER, f, r, tok, (size_t)(P->p - tok));
+	num = (struct bn_json_number){ .text = tok, .len = (size_t)(P->p - tok), .f = r ? 0 : f, .r = r };
+	P->ev->value(P->ctx, BN_JSON_NUMBER, &num);
 	return 0;
 }
 
 /* A value starts at P->p (whitespace skipped). Containers are opened, not finished. */
-static int scan_value(struct parser *P, bool *opened)
+static int scan_value(struct scanner *P, bool *opened)
 {
 	char c = *P->p;
 
 	*opened = false;
 	if (c == '{' || c == '[') {
-		bn_json_body_value(P, c == '{' ? K_OBJECT : K_ARRAY, 0, 0, NULL, 0);
+		P->ev->value(P->ctx, c == '{' ? BN_JSON_OBJECT : BN_JSON_ARRAY, NULL);
 		if (!push(P, c == '{')) {
-			bn_error_set(&P->sem_err, BN_E_NO_MEMORY, "out of memory for nesting");
+			bn_error_set(&P->err, BN_E_NO_MEMORY, "out of memory for nesting");
 			return -ENOMEM;
 		}
 		P->p++;
@@ -325,21 +339,21 @@ static int scan_value(struct parser *P, bool *opened)
 		int r = scan_string(P, NULL);
 
 		if (r == 0)
-			bn_json_body_value(P, K_STRING, 0, 0, NULL, 0);
+			P->ev->value(P->ctx, BN_JSON_STRING, NULL);
 		return r;
 	}
 	return scan_scalar(P);
 }
 
 /* Close the container at P->p (its bracket checked by the caller). */
-static void close_container(struct parser *P)
+static void close_container(struct scanner *P)
 {
 	P->p++;
-	bn_json_body_close(P);
+	P->ev->close(P->ctx);
 	P->depth--;
 }
 
-static int parse(struct parser *P)
+static int parse(struct scanner *P)
 {
 	bool opened;
 	int r;
@@ -385,16 +399,30 @@ next_value:
 	}
 }
 
+int bn_json_scan(const char *body, size_t len, const struct bn_json_events *ev, void *ctx,
+		struct bn_error *err)
+{
+	struct scanner S = { .start = body, .p = body, .end = body + len, .ev = ev, .ctx = ctx };
+	int r = parse(&S);
+
+	free(S.open);
+	if (r < 0 && err)
+		*err = S.err;
+	return r;
+}
+
 int bn_json_input_parse(const char *body, size_t len, size_t max_elements,
 		struct bn_tensor *ret, enum bn_tensor_form *ret_form, struct bn_error *err)
 {
-	struct parser P = { .start = body, .p = body, .end = body + len, .max = max_elements };
+	struct parser P = { .max = max_elements };
+	struct bn_error syntax_err;
 	size_t count = 1;
 	int r;
 
-	r = parse(&P);
-	free(P.open);
-	if (r == 0 && P.failed)
+	r = bn_json_scan(body, len, &bn_json_body_events, &P, &syntax_err);
+	if (r < 0)
+		P.sem_err = syntax_err;
+	else if (P.failed)
 		r = P.sem_r;
 	if (r == 0 && P.form == BN_FORM_NESTED) {
 		for (unsigned i = 0; i < P.rank; i++)

@@ -1,10 +1,14 @@
 /*
  * codec.h: a layer's config and state as JSON, both ways.
  *
- * Bodies are parsed with jansson in strict mode (duplicate keys refused);
- * answers are written with bn_buf and bn_json_* so float32 values print
- * shortest and exact. Errors fill a struct bn_error naming the field:
- * -EBADMSG for JSON that does not parse, -EINVAL for anything else.
+ * Bodies are read with the library's strict JSON scanner (bn/json_scan.h):
+ * state values are rounded to float32 from their text by the code that
+ * reads tensor values, a number is never refused for how it is written
+ * (100000000000000000000 is 1e20, judged by the field's range), and a
+ * duplicate key is refused as in a tensor body. Answers are written with
+ * bn_buf and bn_json_* so float32 values print shortest and exact. Errors
+ * fill a struct bn_error naming the field: -EBADMSG for JSON that does not
+ * parse, -ENOMEM, -EINVAL for anything else.
  */
 #ifndef BND_CODEC_H
 #define BND_CODEC_H

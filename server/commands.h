@@ -13,9 +13,12 @@
 
 #include "store_check.h"
 
+/* Exit statuses of the check and backup commands. */
 #define BND_EXIT_DAMAGED 1
 #define BND_EXIT_USAGE 2
 #define BND_EXIT_UNREADABLE 3
+/* The daemon itself, when its start check finds the database damaged. */
+#define BND_EXIT_START_DAMAGED 4
 
 /*
  * Run kind's check on the database at path before the daemon opens it. A

@@ -13,6 +13,8 @@
 #include "store.h"
 #include "store_check.h"
 
+struct bnd_conns;
+
 struct bnd_options {
 	char host[64];          /* an IPv4 or IPv6 literal */
 	unsigned port;          /* 0: any free port */
@@ -24,9 +26,15 @@ struct bnd_options {
 	size_t max_features;
 	size_t max_import_layers; /* layers in one POST /v1/import */
 	int64_t history_limit;
+	int64_t history_bytes;  /* history kept per layer, bytes as bnd_store_train counts them */
+	size_t max_memory;      /* the memory budget (budget.h) */
 	bool sync_full;
 	const char *token_file;
 	int start_check;        /* an enum bnd_check_kind, or -1: none */
+	unsigned max_connections;   /* at once, all clients */
+	unsigned max_per_client;    /* at once from one address; 0: no cap */
+	bool max_per_client_set;    /* given; otherwise a quarter of max_connections */
+	unsigned request_timeout;   /* seconds to receive one whole request */
 };
 
 struct bnd_daemon {
@@ -36,6 +44,7 @@ struct bnd_daemon {
 	char *token;            /* NULL: no authentication */
 	size_t token_len;
 	atomic_int in_flight;   /* requests begun and not yet answered */
+	struct bnd_conns *conns; /* open connections and their request deadlines */
 };
 
 #endif

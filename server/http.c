@@ -1,11 +1,19 @@
 /*
  * http.c: the libmicrohttpd daemon and its access handler (http.h).
  *
- * Each request gets a struct conn_state on its first call, when only the
- * headers are in: everything that can be refused without the body is
- * refused then (so an unknown layer is 404 and an oversized body 413 without
- * reading the body). Otherwise the body is collected up to the cap and the
- * route's handler runs on the last call.
+ * Each request gets a struct conn_state as soon as its request line is in
+ * (from the URI log callback, the one place that sees the path as sent,
+ * before libmicrohttpd decodes it). On the access handler's first call,
+ * when only the headers are in, everything that can be refused without the
+ * body is refused (so an unknown layer is 404 and an oversized body 413
+ * without reading the body). Otherwise the body is collected up to the cap
+ * and the route's handler runs on the last call; a chunked body that
+ * passes the cap is read on and dropped, and answered 413 then, since
+ * libmicrohttpd cannot queue an answer in the middle of an upload.
+ *
+ * A body draws on the memory budget (budget.h) before it is read: all of a
+ * declared Content-Length at once, a chunked body a step at a time as it
+ * grows. Whatever a request reserved is given back when it completes.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,20 +26,27 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "budget.h"
+#include "conns.h"
 #include "errors.h"
 #include "http.h"
 #include "metrics.h"
 
 #define PATH_LOG_MAX 200
+/* A chunked body reserves its budget in steps of this many bytes. */
+#define BODY_RESERVE_STEP ((size_t)1 << 20)
 
 struct conn_state {
-	struct bnd_request req;
+	struct bnd_request req;  /* first: bnd_request_drop_body() finds the rest from it */
 	struct bnd_response res;
 	struct bn_buf body;
+	size_t body_reserved; /* of req.reserved, what the body holds */
 	size_t slot;          /* metrics slot: route index or BND_METRICS_SLOT_* */
+	bool begun;           /* the access handler has seen it */
 	bool answered;        /* a response is queued */
 	bool ready;           /* res is final; queue it at the next call */
 	double started;
+	char *raw_path;       /* the path as sent, before percent-decoding; no query */
 	char method[8];
 	char path[PATH_LOG_MAX + 1];
 };
@@ -82,13 +97,14 @@ static int check_media(struct conn_state *cs)
 		"application/json or application/octet-stream (safetensors)" : "application/json");
 }
 
-/* Refuse a declared Content-Length over the cap, and size the buffer for it. */
+/* Refuse a declared Content-Length over the cap or the budget, and size the buffer for it. */
 static int check_length(struct conn_state *cs)
 {
 	const char *len = bnd_header(&cs->req, "Content-Length");
 	size_t max = cs->req.d->opt.max_body_bytes;
 	unsigned long long n;
 	char *end;
+	int rc;
 
 	if (!len)
 		return 0;
@@ -97,31 +113,35 @@ static int check_length(struct conn_state *cs)
 	if (errno || end == len || *end || n > max)
 		return bnd_fail(&cs->res, -E2BIG, BN_E_TOO_LARGE,
 			"the body is over the limit of %zu bytes (--max-body-bytes)", max);
+	if (n == 0)
+		return 0;
+	/* Before a byte is read: a refused body is never held. */
+	rc = bnd_reserve(&cs->req, &cs->res, (size_t)n + 1, "the body");
+	if (rc < 0)
+		return rc;
+	cs->body_reserved = (size_t)n + 1;
 	if ((cs->req.route->flags & (BND_ROUTE_BODY | BND_ROUTE_NPY)) && n > 0)
 		bn_buf_reserve(&cs->body, (size_t)n); /* a failure shows again on append */
 	return 0;
 }
 
 /* Everything decided from the headers alone. 0, or a problem in cs->res. */
-static int check_headers(struct conn_state *cs, const char *url)
+static int check_headers(struct conn_state *cs)
 {
 	struct bnd_request *req = &cs->req;
-	char name[BND_NAME_MAX + 2];
-	int i = bnd_route_match(cs->method, url, name, cs->res.allow, sizeof(cs->res.allow));
+	int i = bnd_route_match(cs->method, cs->raw_path, req->name, cs->res.allow, sizeof(cs->res.allow));
 
+	if (i == -EBADMSG)
+		return bnd_fail(&cs->res, i, BND_E_INVALID_NAME, "invalid layer name: use 1 to %d of A-Z a-z "
+			"0-9 . _ -, starting with a letter or digit (a percent-escape is judged by the byte "
+			"it stands for)", BND_NAME_MAX);
 	if (i == -ENOENT)
-		return bnd_fail(&cs->res, i, NULL, "no such path: %.100s", url);
+		return bnd_fail(&cs->res, i, NULL, "no such path: %.100s", cs->path);
 	if (i == -ENOSYS)
 		return bnd_fail(&cs->res, i, NULL, "%s is not allowed here; allowed: %s",
 			cs->method, cs->res.allow);
 	cs->slot = (size_t)i;
 	req->route = &bnd_routes[i];
-	if (strstr(req->route->pattern, "{name}")) {
-		if (!bnd_name_valid(name))
-			return bnd_fail(&cs->res, -EBADMSG, BND_E_INVALID_NAME, "invalid layer name: use 1 to %d "
-				"of A-Z a-z 0-9 . _ -, starting with a letter or digit", BND_NAME_MAX);
-		memcpy(req->name, name, sizeof(req->name));
-	}
 	if ((req->route->flags & BND_ROUTE_MUTATES) && req->d->token &&
 	    !token_ok(req->d, bnd_header(req, "Authorization"))) {
 		cs->res.authenticate = true;
@@ -175,36 +195,88 @@ static bool static_file(struct conn_state *cs, const char *url)
 	return false;
 }
 
-static struct conn_state *start_request(struct bnd_daemon *d, struct MHD_Connection *conn,
-		const char *url, const char *method)
+/*
+ * The URI log callback: the request line is in. Keeps the path as sent
+ * (libmicrohttpd decodes it before the access handler, and a %00 would
+ * cut it short there); what it returns is the request's first *con_cls.
+ */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
 	struct conn_state *cs = calloc(1, sizeof(*cs));
 
+	(void)cls;
+	(void)conn;
 	if (!cs)
 		return NULL;
+	/* Bounded by libmicrohttpd's per-connection memory limit. */
+	cs->raw_path = strndup(uri ? uri : "", uri ? strcspn(uri, "?") : 0);
+	if (!cs->raw_path) {
+		free(cs);
+		return NULL;
+	}
+	return cs;
+}
+
+static void start_request(struct conn_state *cs, struct bnd_daemon *d, struct MHD_Connection *conn,
+		const char *method)
+{
+	cs->begun = true;
 	atomic_fetch_add(&d->in_flight, 1);
 	cs->started = bnd_metrics_clock();
 	cs->req.d = d;
 	cs->req.conn = conn;
 	cs->slot = BND_METRICS_SLOT_UNMATCHED(bnd_routes_count);
 	snprintf(cs->method, sizeof(cs->method), "%s", method);
-	snprintf(cs->path, sizeof(cs->path), "%s", url);
-	/* The path arrives percent-decoded: keep control characters out of the log. */
+	snprintf(cs->path, sizeof(cs->path), "%s", cs->raw_path);
+	/* Keep control characters out of the log. */
 	for (char *p = cs->path; *p; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			*p = '?';
 	bn_buf_init(&cs->res.body, 0);
 	bn_buf_init(&cs->body, d->opt.max_body_bytes);
-	if (static_file(cs, url) || check_headers(cs, url) < 0)
+	/* Files too are found by the path as sent: "/app.js%00x" is not app.js. */
+	if (static_file(cs, cs->raw_path) || check_headers(cs) < 0)
 		cs->ready = true;
-	return cs;
+}
+
+/* Grow the body's reservation to hold size more bytes (a chunked body). 0, or a problem. */
+static int reserve_body(struct conn_state *cs, size_t size)
+{
+	size_t max = cs->req.d->opt.max_body_bytes + 1;
+	size_t need = cs->body.len + size + 1, want;
+	int rc;
+
+	/* Past the cap the append below refuses it with 413. */
+	if (need <= cs->body_reserved || need > max)
+		return 0;
+	want = need / BODY_RESERVE_STEP * BODY_RESERVE_STEP + BODY_RESERVE_STEP;
+	if (want > max)
+		want = max;
+	rc = bnd_reserve(&cs->req, &cs->res, want - cs->body_reserved, "the body");
+	if (rc == 0)
+		cs->body_reserved = want;
+	return rc;
+}
+
+void bnd_request_drop_body(struct bnd_request *req)
+{
+	struct conn_state *cs = (struct conn_state *)req;
+
+	bn_buf_finish(&cs->body);
+	bnd_unreserve(req, cs->body_reserved);
+	cs->body_reserved = 0;
+	req->body = "";
+	req->body_len = 0;
 }
 
 /* Take one piece of the body. 0, or a problem in cs->res. */
 static int collect(struct conn_state *cs, const char *data, size_t size)
 {
-	int rc = bn_buf_append(&cs->body, data, size);
+	int rc = reserve_body(cs, size);
 
+	if (rc < 0)
+		return rc;
+	rc = bn_buf_append(&cs->body, data, size);
 	if (rc == -E2BIG)
 		return bnd_fail(&cs->res, rc, BN_E_TOO_LARGE, "the body is over the limit of %zu bytes "
 			"(--max-body-bytes)", cs->req.d->opt.max_body_bytes);
@@ -222,7 +294,7 @@ static void run_handler(struct conn_state *cs)
 	if (req->route->handler(req, &cs->res) == 0 && cs->res.body.err)
 		bnd_fail(&cs->res, cs->res.body.err, NULL, "the answer could not be built (%s)",
 			cs->res.body.err == -E2BIG ? "too large" : "out of memory");
-	bn_buf_finish(&cs->body);
+	bnd_request_drop_body(req);
 }
 
 static void add_headers(struct conn_state *cs, struct MHD_Response *r)
@@ -247,6 +319,12 @@ static void add_headers(struct conn_state *cs, struct MHD_Response *r)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, res->cache_control);
 	if (res->authenticate)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+	if (res->retry_after) {
+		char secs[16];
+
+		snprintf(secs, sizeof(secs), "%u", res->retry_after);
+		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+	}
 }
 
 /* Build the embedded file's answer, 304 when If-None-Match has its ETag. */
@@ -285,6 +363,8 @@ static enum MHD_Result respond(struct conn_state *cs)
 	ok = MHD_queue_response(cs->req.conn, cs->res.status, r);
 	MHD_destroy_response(r);
 	cs->answered = ok == MHD_YES;
+	if (cs->answered)
+		bnd_conns_answering(cs->req.conn);
 	return ok;
 }
 
@@ -294,12 +374,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
 	struct conn_state *cs = *con_cls;
 
+	(void)url; /* decoded, and cut at a %00: routes use cs->raw_path */
 	(void)version;
-	if (!cs) {
-		cs = start_request(cls, conn, url, method);
-		if (!cs)
-			return MHD_NO;
-		*con_cls = cs;
+	if (!cs)
+		return MHD_NO; /* out of memory in on_uri */
+	if (!cs->begun) {
+		start_request(cs, cls, conn, method);
 		/* Answer now what the headers decided, before a byte of the body is read. */
 		return cs->ready ? respond(cs) : MHD_YES;
 	}
@@ -308,11 +388,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 	if (*upload_size) {
-		int rc = cs->ready ? 0 : collect(cs, upload_data, *upload_size);
+		size_t n = *upload_size;
 
 		*upload_size = 0;
-		if (rc < 0)
-			return respond(cs);
+		if (!cs->ready && collect(cs, upload_data, n) < 0) {
+			/*
+			 * libmicrohttpd takes no answer in the middle of a body: drop
+			 * what was read, discard the rest and answer at its end.
+			 */
+			bnd_request_drop_body(&cs->req);
+			cs->ready = true;
+		}
+		/* The rest of a refused body is dropped as it comes, until --request-timeout. */
 		return MHD_YES;
 	}
 	if (!cs->ready)
@@ -357,9 +444,16 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	char outcome[32];
 	double took;
 
-	(void)conn;
+	bnd_conns_request_done(conn);
 	if (!cs)
 		return;
+	*con_cls = NULL;
+	if (!cs->begun) {
+		/* libmicrohttpd refused it (a malformed or too large header) before the handler saw it. */
+		free(cs->raw_path);
+		free(cs);
+		return;
+	}
 	took = bnd_metrics_clock() - cs->started;
 	if (cs->answered) {
 		bnd_metrics_request(cs->slot, cs->method, cs->res.status, took);
@@ -371,8 +465,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	bnd_layer_unref(cs->req.layer);
 	bn_buf_finish(&cs->body);
 	bn_buf_finish(&cs->res.body);
+	/* Answered or aborted, everything the request reserved goes back. */
+	bnd_unreserve(&cs->req, cs->req.reserved);
+	free(cs->raw_path);
 	free(cs);
-	*con_cls = NULL;
 	atomic_fetch_sub(&d->in_flight, 1);
 }
 
@@ -392,6 +488,13 @@ struct MHD_Daemon *bnd_http_start(struct bnd_daemon *d, unsigned *ret_port)
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
 	const union MHD_DaemonInfo *info;
 	struct MHD_Daemon *mhd;
+	/* Near the limit, the newest tenth of the slots is kept for new clients. */
+	struct bnd_conns_config cc = {
+		.max_connections = d->opt.max_connections,
+		.reserve = d->opt.max_connections / 10,
+		.request_timeout = d->opt.request_timeout,
+	};
+	int rc;
 
 	if (inet_pton(AF_INET, d->opt.host, &in4->sin_addr) == 1) {
 		in4->sin_family = AF_INET;
@@ -404,19 +507,30 @@ struct MHD_Daemon *bnd_http_start(struct bnd_daemon *d, unsigned *ret_port)
 		fprintf(stderr, "http: %s is not an IP address\n", d->opt.host);
 		return NULL;
 	}
+	rc = bnd_conns_create(&cc, &d->conns);
+	if (rc < 0) {
+		fprintf(stderr, "http: cannot start the request reaper: %s\n", strerror(-rc));
+		return NULL;
+	}
 	mhd = MHD_start_daemon(flags, (uint16_t)d->opt.port, NULL, NULL, on_request, d,
 		/* First, so that MHD logs nothing of its own before it. */
 		MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL,
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 		MHD_OPTION_THREAD_POOL_SIZE, d->opt.threads,
+		/* Idle time, restarted by every byte; --request-timeout bounds a whole request. */
 		MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-		MHD_OPTION_CONNECTION_LIMIT, 1000u,
+		MHD_OPTION_CONNECTION_LIMIT, d->opt.max_connections,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT, d->opt.max_per_client,
+		MHD_OPTION_NOTIFY_CONNECTION, bnd_conns_notify, d->conns,
+		MHD_OPTION_URI_LOG_CALLBACK, on_uri, d,
 		/* Larger reads of big bodies than the 32 KiB default, still bounded per connection. */
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, d,
 		MHD_OPTION_END);
 	if (!mhd) {
 		fprintf(stderr, "http: cannot listen on %s:%u: %s\n", d->opt.host, d->opt.port, strerror(errno));
+		bnd_conns_destroy(d->conns);
+		d->conns = NULL;
 		return NULL;
 	}
 	info = MHD_get_daemon_info(mhd, MHD_DAEMON_INFO_BIND_PORT);
@@ -443,4 +557,6 @@ void bnd_http_stop(struct MHD_Daemon *mhd, struct bnd_daemon *d, double grace)
 	MHD_stop_daemon(mhd);
 	if (fd != MHD_INVALID_SOCKET)
 		close(fd);
+	bnd_conns_destroy(d->conns);
+	d->conns = NULL;
 }

@@ -41,6 +41,7 @@ struct bnd_request {
 	bool accept_npz;             /* Accept names application/x-npz */
 	const char *body;            /* the whole body, NUL-terminated; "" when none */
 	size_t body_len;
+	size_t reserved;             /* bytes of the memory budget held, given back at completion */
 };
 
 struct bnd_response {
@@ -53,6 +54,7 @@ struct bnd_response {
 	char allow[64];
 	const char *cache_control;
 	bool authenticate;           /* add WWW-Authenticate: Bearer */
+	unsigned retry_after;        /* seconds for a Retry-After header; 0: none */
 };
 
 struct bnd_route {
@@ -67,12 +69,17 @@ extern const struct bnd_route bnd_routes[];
 extern const size_t bnd_routes_count;
 
 /*
- * Find the route for method and path. Returns its index; -ENOENT when no
- * pattern matches the path; -ENOSYS when one does but not for this method,
- * with the methods it takes written to allow. The {name} segment, if any,
- * is copied to name (truncated past BND_NAME_MAX, which the check then refuses).
+ * Find the route for method and path, the path as sent (percent-escapes
+ * not yet decoded, no query). Segments are split on the raw '/' only, so
+ * an escaped one (%2F) never adds a segment. Returns the route's index;
+ * -EBADMSG when the path has a {name} segment (under any route, whatever
+ * the method and whatever follows it) that does not decode to a valid
+ * name, every decoded byte judged; -ENOENT when no pattern matches the
+ * path; -ENOSYS when one does but not for this method, with the methods
+ * it takes written to allow. On success name holds the decoded {name}
+ * segment, or "" when the route has none.
  */
-int bnd_route_match(const char *method, const char *path, char name[BND_NAME_MAX + 2],
+int bnd_route_match(const char *method, const char *path, char name[BND_NAME_MAX + 1],
 		char *allow, size_t allow_size);
 
 /* Write a problem (status from err's row in the errno table) to res. Returns err. */
@@ -91,6 +98,30 @@ const char *bnd_query(const struct bnd_request *req, const char *name);
 
 /* Whether the comma-separated entity-tag list has etag (strong comparison) or is "*". */
 bool bnd_etag_listed(const char *list, const char *etag);
+
+/*
+ * Reserve n bytes of the memory budget (budget.h) for req, held until the
+ * request completes. what names the use for the detail ("the body").
+ * Returns 0; or a problem in res: -ENOBUFS, 503 over_memory_budget with
+ * Retry-After, when other requests hold too much of it now; -E2BIG, 413,
+ * when n is more than the whole budget. Nothing is reserved on error.
+ */
+int bnd_reserve(struct bnd_request *req, struct bnd_response *res, size_t n, const char *what);
+
+/* Give back n (at most what req holds) of req's reservation, when an estimate proved high. */
+void bnd_unreserve(struct bnd_request *req, size_t n);
+
+/*
+ * bnd_reserve() for an answer of at most n bytes, and size res->body for
+ * it so that writing it never reallocates. Same returns.
+ */
+int bnd_reserve_answer(struct bnd_request *req, struct bnd_response *res, size_t n);
+
+/*
+ * Free the request's body once the handler is done with it (decoded, say)
+ * and give back its reservation; req->body becomes "".
+ */
+void bnd_request_drop_body(struct bnd_request *req);
 
 /* 0 when If-Match is absent or matches etag; else a 412 problem and -ESTALE. */
 int bnd_check_if_match(const struct bnd_request *req, const char *etag, struct bnd_response *res);

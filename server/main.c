@@ -11,16 +11,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "commands.h"
+#include "budget.h"
 #include "http.h"
 #include "metrics.h"
 
 #define VERSION "0.1.0"
-
-/* Exit status when the start check finds the database damaged. */
-#define BND_EXIT_DAMAGED 4
 
 struct flag {
 	const char *name; /* without the leading -- */
@@ -52,6 +51,22 @@ static const struct flag flags[] = {
 	  "an integer from 1 to 16777216" },
 	{ "start-check", "BATCHNORMD_START_CHECK", "check the database before serving: quick (default), full or none",
 	  "quick, full or none" },
+	{ "max-memory", "BATCHNORMD_MAX_MEMORY", "memory budget for request bodies and answers, bytes; "
+	  "past it 503 with Retry-After (default 536870912, 512 MiB)",
+	  "an integer from 1048576 (1 MiB) up" },
+	{ "history-bytes", "BATCHNORMD_HISTORY_BYTES", "history kept per layer, bytes, the oldest dropped; "
+	  "an entry is 16 bytes per channel plus 64 (default 134217728, 128 MiB)",
+	  "a positive integer" },
+	{ "max-connections", "BATCHNORMD_MAX_CONNECTIONS",
+	  "most connections at once (default 1000, lowered to fit the open-file limit)",
+	  "an integer from 1 to 1000000" },
+	{ "max-connections-per-client", "BATCHNORMD_MAX_CONNECTIONS_PER_CLIENT",
+	  "most connections at once from one address (default: a quarter of --max-connections; "
+	  "0: no cap, for a daemon behind a proxy)",
+	  "an integer from 0 to 1000000" },
+	{ "request-timeout", "BATCHNORMD_REQUEST_TIMEOUT",
+	  "seconds to receive one whole request, headers and body (default 300)",
+	  "an integer from 1 to 86400" },
 	{ "max-import-layers", "BATCHNORMD_MAX_IMPORT_LAYERS", "most layers in one POST /v1/import (default 1000)",
 	  "an integer from 1 to 100000" },
 };
@@ -61,8 +76,14 @@ static void usage(FILE *out)
 {
 	fprintf(out, "usage: batchnormd [--FLAG VALUE | --FLAG=VALUE]... [--help] [--version]\n\n"
 		"Keeps named BatchNorm layers' state in SQLite and runs their forward passes over HTTP.\n\n");
-	for (size_t i = 0; i < N_FLAGS; i++)
-		fprintf(out, "  --%-15s %s\n  %17s env %s\n", flags[i].name, flags[i].help, "", flags[i].env);
+	for (size_t i = 0; i < N_FLAGS; i++) {
+		/* A name too long for the column gets a line of its own. */
+		if (strlen(flags[i].name) > 15)
+			fprintf(out, "  --%s\n  %17s %s\n", flags[i].name, "", flags[i].help);
+		else
+			fprintf(out, "  --%-15s %s\n", flags[i].name, flags[i].help);
+		fprintf(out, "  %17s env %s\n", "", flags[i].env);
+	}
 	fprintf(out, "\nThe database's own commands (batchnormd check --help says more):\n");
 	bnd_commands_usage(out);
 }
@@ -135,7 +156,16 @@ static int apply(struct bnd_options *o, size_t i, const char *v)
 			return -EINVAL;
 		o->start_check = !strcmp(v, "none") ? -1 : !strcmp(v, "full") ? BND_CHECK_FULL : BND_CHECK_QUICK;
 		return 0;
-	case 11: rc = parse_count(v, 1, 100000, &n); o->max_import_layers = (size_t)n; break;
+	case 11: rc = parse_count(v, 1u << 20, SIZE_MAX / 2, &n); o->max_memory = (size_t)n; break;
+	case 12: rc = parse_count(v, 1, INT64_MAX, &n); o->history_bytes = (int64_t)n; break;
+	case 13: rc = parse_count(v, 1, 1000000, &n); o->max_connections = (unsigned)n; break;
+	case 14:
+		rc = parse_count(v, 0, 1000000, &n);
+		o->max_per_client = (unsigned)n;
+		o->max_per_client_set = true;
+		break;
+	case 15: rc = parse_count(v, 1, 86400, &n); o->request_timeout = (unsigned)n; break;
+	case 16: rc = parse_count(v, 1, 100000, &n); o->max_import_layers = (size_t)n; break;
 	}
 	return rc < 0 ? -EINVAL : 0;
 }
@@ -234,8 +264,41 @@ static void defaults(struct bnd_options *o)
 		.threads = cpus < 2 ? 2 : cpus > 64 ? 64 : (unsigned)cpus,
 		.max_body_bytes = 80u << 20, .max_elements = 1u << 24,
 		.max_layers = 10000, .max_features = 65536, .history_limit = 1000, .max_import_layers = 1000,
+		.history_bytes = (int64_t)128 << 20, .max_memory = (size_t)512 << 20,
 		.sync_full = true, .start_check = BND_CHECK_QUICK,
+		.max_connections = 1000, .request_timeout = 300,
 	};
+}
+
+/*
+ * Raise the open-file limit to its hard limit, and lower --max-connections
+ * (saying so) when even that cannot hold them all: a connection past it
+ * would fail in accept() with nothing to shed it. Then the per-client cap
+ * defaults to a quarter of what remains.
+ */
+static void fit_connections(struct bnd_options *o)
+{
+	/* stdio, the listening socket, each thread's epoll and wake-up descriptors, the database files */
+	rlim_t spare = 64 + 4 * (rlim_t)o->threads;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != rl.rlim_max) {
+		rlim_t soft = rl.rlim_cur;
+
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			rl.rlim_cur = soft;
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur < (rlim_t)o->max_connections + spare) {
+		unsigned fit = rl.rlim_cur > spare + 16 ? (unsigned)(rl.rlim_cur - spare) : 16;
+
+		fprintf(stderr, "batchnormd: --max-connections lowered from %u to %u to fit the open-file "
+			"limit of %llu (ulimit -n)\n", o->max_connections, fit, (unsigned long long)rl.rlim_cur);
+		o->max_connections = fit;
+	}
+	if (!o->max_per_client_set)
+		o->max_per_client = o->max_connections / 4 ? o->max_connections / 4 : 1;
 }
 
 /* Serve until SIGTERM or SIGINT. */
@@ -251,9 +314,15 @@ static int serve(struct bnd_daemon *d, const sigset_t *stop)
 	printf(strchr(d->opt.host, ':') ? "listening on http://[%s]:%u\n" : "listening on http://%s:%u\n",
 		d->opt.host, port);
 	fflush(stdout);
-	fprintf(stderr, "batchnormd %s: %zu layers from %s, %u threads, sync %s%s\n", VERSION,
-		bnd_registry_count(&d->registry), d->opt.db_path, d->opt.threads,
-		d->opt.sync_full ? "full" : "normal", d->token ? ", token required for changes" : "");
+	fprintf(stderr, "batchnormd %s: %zu layers from %s, %u threads, sync %s, memory budget %zu bytes%s\n",
+		VERSION, bnd_registry_count(&d->registry), d->opt.db_path, d->opt.threads,
+		d->opt.sync_full ? "full" : "normal", d->opt.max_memory, d->token ? ", token required for changes" : "");
+	if (d->opt.max_per_client)
+		fprintf(stderr, "batchnormd: at most %u connections, %u from one address, %u s per request\n",
+			d->opt.max_connections, d->opt.max_per_client, d->opt.request_timeout);
+	else
+		fprintf(stderr, "batchnormd: at most %u connections, any number from one address, %u s per request\n",
+			d->opt.max_connections, d->opt.request_timeout);
 	sigwait(stop, &sig);
 	fprintf(stderr, "batchnormd: %s: finishing requests under way\n", strsignal(sig));
 	bnd_http_stop(mhd, d, 30.0);
@@ -275,6 +344,7 @@ int main(int argc, char **argv)
 		return 2;
 	if (d.opt.token_file && read_token(&d) < 0)
 		return 2;
+	fit_connections(&d.opt);
 	/* Block the stop signals in every thread, so only sigwait() sees them. */
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGTERM);
@@ -282,13 +352,14 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	bnd_metrics_start(VERSION);
+	bnd_budget_init(d.opt.max_memory);
 	bnd_registry_init(&d.registry, d.opt.max_layers);
 	if (d.opt.start_check >= 0) {
 		int checked = bnd_start_check(d.opt.db_path, d.opt.start_check);
 
 		/* A damaged file gets a status of its own, so a supervisor need not retry it. */
 		if (checked == -EUCLEAN)
-			rc = BND_EXIT_DAMAGED;
+			rc = BND_EXIT_START_DAMAGED;
 		if (checked < 0)
 			goto out;
 	}

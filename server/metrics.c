@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "http.h"
+#include "budget.h"
 #include "metrics.h"
 
 #define MAX_SLOTS 40
@@ -188,5 +189,6 @@ int bnd_metrics_write(struct bn_buf *out, struct bnd_registry *reg)
 	free(layers);
 	bn_buf_printf(out, "# HELP process_start_time_seconds Start time of the process since the Unix epoch.\n"
 		"# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %.3f\n", start_time);
+	bnd_budget_metrics_write(out);
 	return out->err;
 }

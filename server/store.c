@@ -276,10 +276,18 @@ int bnd_store_update(struct bnd_store *s, const struct bnd_snapshot *snap)
 	return rc;
 }
 
+int64_t bnd_store_history_entry_bytes(const struct bnd_history_entry *h)
+{
+	return (int64_t)h->num_features * (h->running_mean ? 16 : 8) + BND_HISTORY_ENTRY_OVERHEAD;
+}
+
 /* Add the history row and trim the oldest, with the store locked. */
 static int history_add_locked(struct bnd_store *s, int64_t id, const struct bnd_history_entry *h,
-		int64_t keep)
+		int64_t keep, int64_t keep_bytes)
 {
+	/* A layer's entries all have its width: the byte cap is a count of them. */
+	int64_t fit = keep_bytes / bnd_store_history_entry_bytes(h);
+
 	sqlite3_stmt *st = s->stmt[ST_HISTORY_ADD];
 	size_t n = h->num_features;
 	int rc = 0;
@@ -298,6 +306,8 @@ static int history_add_locked(struct bnd_store *s, int64_t id, const struct bnd_
 		return -ENOMEM;
 	}
 	rc = store_exec(s, ST_HISTORY_ADD, "adding history");
+	if (fit < keep)
+		keep = fit > 1 ? fit : 1;
 	if (rc < 0 || h->step <= keep)
 		return rc;
 	st = s->stmt[ST_HISTORY_TRIM];
@@ -307,7 +317,7 @@ static int history_add_locked(struct bnd_store *s, int64_t id, const struct bnd_
 }
 
 int bnd_store_train(struct bnd_store *s, const struct bnd_snapshot *snap,
-		const struct bnd_history_entry *h, int64_t keep)
+		const struct bnd_history_entry *h, int64_t keep, int64_t keep_bytes)
 {
 	double t0 = bnd_metrics_clock();
 	int rc;
@@ -317,7 +327,7 @@ int bnd_store_train(struct bnd_store *s, const struct bnd_snapshot *snap,
 	if (rc == 0) {
 		rc = store_update_locked(s, snap);
 		if (rc == 0)
-			rc = history_add_locked(s, snap->id, h, keep);
+			rc = history_add_locked(s, snap->id, h, keep, keep_bytes);
 		if (rc == 0)
 			rc = store_exec(s, ST_COMMIT, "committing a train step");
 		if (rc < 0 && !sqlite3_get_autocommit(s->db))

@@ -47,11 +47,22 @@ int bnd_store_insert(struct bnd_store *s, const char *name, struct bnd_snapshot 
 int bnd_store_update(struct bnd_store *s, const struct bnd_snapshot *snap);
 
 /*
+ * The bytes one history entry of h's width counts as against
+ * --history-bytes: its arrays (4 bytes per value: 8 per channel, 16 when
+ * it has running values) plus BND_HISTORY_ENTRY_OVERHEAD for the rest of
+ * the row. A little more than the row takes in the database.
+ */
+#define BND_HISTORY_ENTRY_OVERHEAD 64
+int64_t bnd_store_history_entry_bytes(const struct bnd_history_entry *h);
+
+/*
  * In one IMMEDIATE transaction: update the layer to snap, append the
- * history entry h and drop entries beyond the newest keep. -EIO: nothing changed.
+ * history entry h and drop the oldest entries beyond the newest keep, and
+ * beyond the newest that fit in keep_bytes (the newest one is always
+ * kept). -EIO: nothing changed.
  */
 int bnd_store_train(struct bnd_store *s, const struct bnd_snapshot *snap,
-		const struct bnd_history_entry *h, int64_t keep);
+		const struct bnd_history_entry *h, int64_t keep, int64_t keep_bytes);
 
 /* One layer of an import: a new row (insert, id set on success) or an update of snap->id. */
 struct bnd_store_import_row {
@@ -72,7 +83,9 @@ int bnd_store_delete(struct bnd_store *s, int64_t id);
 
 /*
  * Call row(ud, h) for up to limit history entries of layer id with step >
- * after, oldest first; *ret_more says whether more follow. -EIO.
+ * after, oldest first; *ret_more says whether more follow. row returns 0
+ * to go on, 1 to end the page before h (then *ret_more is true), or a
+ * negative errno, which is returned. -EIO.
  */
 int bnd_store_history(struct bnd_store *s, int64_t id, size_t num_features, int64_t after, size_t limit,
 		int (*row)(void *ud, const struct bnd_history_entry *h), void *ud, bool *ret_more);

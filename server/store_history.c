@@ -125,14 +125,19 @@ int bnd_store_history(struct bnd_store *s, int64_t id, size_t num_features, int6
 			rc = row(ud, &h);
 		for (int i = 0; i < 4; i++)
 			free(v[i]);
-		if (rc < 0)
+		if (rc != 0)
 			break;
 		seen++;
 	}
-	if (rc == 0 && step != SQLITE_ROW && step != SQLITE_DONE)
+	if (rc > 0) {
+		/* The reader ended the page before this entry: it is the next page's first. */
+		*ret_more = true;
+		rc = 0;
+	} else if (rc == 0 && step != SQLITE_ROW && step != SQLITE_DONE) {
 		rc = store_fail(s, "reading history");
-	if (rc == 0)
+	} else if (rc == 0) {
 		*ret_more = step == SQLITE_ROW;
+	}
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	pthread_mutex_unlock(&s->lock);

@@ -52,4 +52,7 @@ int store_bind_floats(sqlite3_stmt *st, int col, const float *v, size_t n);
 /* Read a little-endian float32 BLOB of exactly n values into a new array. -EIO on a wrong length. */
 int store_column_floats(sqlite3_stmt *st, int col, size_t n, float **ret);
 
+/* The UPDATE of snap's layer row, with the store locked. 0, -EIO, -ENOMEM. */
+int store_update_locked(struct bnd_store *s, const struct bnd_snapshot *snap);
+
 #endif

@@ -5,31 +5,80 @@
  * layer's write lock while it computes on a copy of the state, commits the
  * new state and its history row in one transaction, and publishes the copy
  * only once that commit succeeded; so a failed step changes nothing.
+ *
+ * Memory is reserved from the budget (budget.h) before it is allocated:
+ * the decoded input by a bound from the body's length (then trimmed to
+ * what it took, and the body dropped), and the answer by a bound from the
+ * input's shape, both before any lock, so a refusal changes nothing.
  */
 #include <stdlib.h>
 
 #include "bn/json.h"
 #include "bn/npy.h"
 #include "bn/npz.h"
+#include "budget.h"
 #include "codec.h"
+#include "codec_ops.h"
 #include "errors.h"
 #include "routes/routes.h"
 
-/* Decode the body, JSON or .npy, into a new tensor. */
+/*
+ * The most bytes the decoded input can take: 4 per value, and a value
+ * takes at least 2 bytes of a .npy body (float16, the narrowest dtype
+ * bn_npy_read takes), 2 of a JSON one ("0,").
+ */
+static size_t input_max(const struct bnd_request *req)
+{
+	size_t values = req->body_npy ? req->body_len / 2 : req->body_len / 2 + 1;
+
+	if (values > req->d->opt.max_elements)
+		values = req->d->opt.max_elements;
+	return values * sizeof(float);
+}
+
+/* Decode the body, JSON or .npy, into a new tensor; the body is dropped. */
 static int read_input(struct bnd_request *req, struct bnd_response *res, struct bn_tensor *x,
 		enum bn_tensor_form *form)
 {
-	size_t max = req->d->opt.max_elements;
+	size_t max = req->d->opt.max_elements, bound = input_max(req);
 	struct bn_error e = { 0 };
 	int rc;
 
+	rc = bnd_reserve(req, res, bound, "the decoded input");
+	if (rc < 0)
+		return rc;
 	if (req->body_npy) {
 		*form = BN_FORM_SHAPED;
 		rc = bn_npy_read(req->body, req->body_len, max, x, &e);
 	} else {
 		rc = bn_json_input_parse(req->body, req->body_len, max, x, form, &e);
 	}
-	return rc < 0 ? bnd_fail_bn(res, rc, &e) : 0;
+	bnd_request_drop_body(req);
+	if (rc < 0)
+		return bnd_fail_bn(res, rc, &e);
+	bnd_unreserve(req, bound - x->count * sizeof(float));
+	return 0;
+}
+
+/*
+ * Reserve the answer for output y, plus extra bytes of JSON beside it, and
+ * scratch bytes for the step (snapshot copies, statistics).
+ */
+static int reserve_answer(struct bnd_request *req, struct bnd_response *res, const struct bn_tensor *y,
+		enum bn_tensor_form form, size_t extra, size_t scratch)
+{
+	size_t text = req->accept_npy ? y->count * sizeof(float) + 512 :
+		bnd_tensor_text_max(y, form) + extra + 64;
+	int rc;
+
+	/* An .npz is the output's .npy, built apart first, then copied into the archive with the rest. */
+	if (req->accept_npz) {
+		text = y->count * sizeof(float) + extra + 2048;
+		scratch += y->count * sizeof(float) + 1024;
+	}
+	rc = bnd_reserve(req, res, scratch, "the forward pass");
+
+	return rc < 0 ? rc : bnd_reserve_answer(req, res, text);
 }
 
 /* The output alone, as .npy or as {"output": T (and the caller appends more)}. */
@@ -114,7 +163,8 @@ static int train_locked(struct bnd_request *req, struct bnd_response *res, struc
 		.num_features = c, .batch_mean = stats, .batch_var = stats + c,
 		.running_mean = next->state.running_mean, .running_var = next->state.running_var,
 	};
-	rc = bnd_store_train(req->d->store, next, &h, req->d->opt.history_limit);
+	rc = bnd_store_train(req->d->store, next, &h, req->d->opt.history_limit,
+		req->d->opt.history_bytes);
 	if (rc < 0) {
 		bnd_snapshot_unref(next);
 		return bnd_fail(res, rc, NULL, "the store could not commit the train step; the layer is unchanged");
@@ -135,13 +185,20 @@ int bnd_forward_train(struct bnd_request *req, struct bnd_response *res)
 	size_t c;
 	int rc;
 
+	/* {"stats": [...]}: SyncBatchNorm's step from per-worker statistics (routes/ops.c). */
+	if (!req->body_npy && bnd_body_first_key_is(req->body, req->body_len, "stats"))
+		return bnd_ops_train_stats(req, res);
 	rc = read_input(req, res, &x, &form);
 	if (rc < 0)
 		return rc;
+	/* The statistics' text, and a copy of the state, the statistics and the math's per-channel sums. */
+	c = bnd_layer_width(req->layer);
+	rc = reserve_answer(req, res, &x, form, 4 * bnd_floats_text_max(c) + 128, 64 * c);
+	if (rc < 0)
+		goto out;
 	rc = bnd_change_begin(req, res, &cur);
 	if (rc < 0)
 		goto out;
-	c = cur->cfg.num_features;
 	stats = malloc(2 * c * sizeof(*stats));
 	rc = stats ? train_locked(req, res, &x, cur, stats, &next) : bnd_fail(res, -ENOMEM, NULL, "out of memory");
 	bnd_change_end(req, cur);
@@ -188,6 +245,9 @@ int bnd_forward_eval(struct bnd_request *req, struct bnd_response *res)
 	if (rc < 0)
 		return rc;
 	snap = bnd_layer_snapshot(req->layer);
+	rc = reserve_answer(req, res, &x, form, 0, 16 * snap->cfg.num_features);
+	if (rc < 0)
+		goto out;
 	rc = bn_forward_eval(&snap->cfg, &snap->state, &x, &x, &e);
 	if (rc < 0) {
 		rc = bnd_fail_bn(res, rc, &e);
@@ -200,6 +260,7 @@ int bnd_forward_eval(struct bnd_request *req, struct bnd_response *res)
 			bn_buf_puts(&res->body, "}");
 		bnd_snapshot_etag(snap, res->etag);
 	}
+out:
 	bnd_snapshot_unref(snap);
 	bn_tensor_finish(&x);
 	return rc;

@@ -1,16 +1,26 @@
 /*
  * routes/history.c: GET /v1/layers/{name}/history?after=STEP&limit=N.
+ *
+ * A page holds up to limit entries and stops before an entry that could
+ * take it past HISTORY_PAGE_BYTES (its first entry always goes in): a short
+ * page then has next_after set. The page's bytes are reserved from the
+ * memory budget before the store is read.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "bn/json.h"
+#include "budget.h"
 #include "codec.h"
 #include "errors.h"
 #include "routes/routes.h"
 
 #define HISTORY_PAGE_DEFAULT 100
 #define HISTORY_PAGE_MAX 1000
+/* A page's text stops before it could pass this. */
+#define HISTORY_PAGE_BYTES ((size_t)16 << 20)
+/* An entry's text beyond its four arrays: keys, step, time, count, num_batches_tracked. */
+#define HISTORY_ENTRY_FIXED 256
 
 /* A query value of decimal digits only, from lo to hi; absent: def. */
 static int query_int(struct bnd_request *req, struct bnd_response *res, const char *key,
@@ -39,6 +49,7 @@ struct page {
 	struct bn_buf *out;
 	size_t n;
 	int64_t last;
+	size_t entry_max;   /* the most text one entry of this layer can take */
 };
 
 static int write_entry(void *ud, const struct bnd_history_entry *h)
@@ -47,6 +58,8 @@ static int write_entry(void *ud, const struct bnd_history_entry *h)
 	struct bn_buf *out = p->out;
 	size_t c = h->num_features;
 
+	if (p->n && out->len + p->entry_max > HISTORY_PAGE_BYTES)
+		return 1;
 	bn_buf_printf(out, "%s{\"step\": %lld, \"at\": ", p->n ? ", " : "", (long long)h->step);
 	bnd_time_write(out, h->at_ms);
 	bn_buf_printf(out, ", \"count\": %lld", (long long)h->count);
@@ -68,6 +81,28 @@ static int write_entry(void *ud, const struct bnd_history_entry *h)
 	return out->err;
 }
 
+/*
+ * Reserve the page: its text, at most limit entries and at most
+ * HISTORY_PAGE_BYTES (or its one first entry), and one row's arrays as
+ * SQLite and the reader hold them while it is written.
+ */
+static int reserve_page(struct bnd_request *req, struct bnd_response *res, size_t c, size_t limit,
+		size_t *ret_entry_max)
+{
+	size_t entry = 4 * bnd_floats_text_max(c) + HISTORY_ENTRY_FIXED;
+	size_t text = entry > HISTORY_PAGE_BYTES ? entry : HISTORY_PAGE_BYTES;
+	int rc;
+
+	if (limit < text / entry)
+		text = limit * entry;
+	rc = bnd_reserve(req, res, 2 * 4 * c * sizeof(float), "reading the history");
+	if (rc == 0)
+		rc = bnd_reserve_answer(req, res, text + 64);
+	if (rc == 0)
+		*ret_entry_max = entry;
+	return rc;
+}
+
 int bnd_history_get(struct bnd_request *req, struct bnd_response *res)
 {
 	struct page p = { .out = &res->body };
@@ -82,6 +117,11 @@ int bnd_history_get(struct bnd_request *req, struct bnd_response *res)
 	if (rc < 0)
 		return rc;
 	snap = bnd_layer_snapshot(req->layer);
+	rc = reserve_page(req, res, snap->cfg.num_features, (size_t)limit, &p.entry_max);
+	if (rc < 0) {
+		bnd_snapshot_unref(snap);
+		return rc;
+	}
 	bnd_json(res, 200);
 	bn_buf_puts(&res->body, "{\"steps\": [");
 	rc = bnd_store_history(req->d->store, snap->id, snap->cfg.num_features, after, (size_t)limit,

@@ -7,9 +7,28 @@
 #include <string.h>
 
 #include "bn/json.h"
+#include "budget.h"
 #include "codec.h"
 #include "errors.h"
 #include "routes/routes.h"
+
+size_t bnd_layer_width(struct bnd_layer *l)
+{
+	struct bnd_snapshot *snap = bnd_layer_snapshot(l);
+	size_t n = snap->cfg.num_features;
+
+	bnd_snapshot_unref(snap);
+	return n;
+}
+
+int bnd_reserve_layer(struct bnd_request *req, struct bnd_response *res, size_t num_features,
+		size_t copies)
+{
+	/* A state's four arrays of float32, with room for the struct around them. */
+	int rc = bnd_reserve(req, res, copies * (16 * num_features + 256), "a copy of the layer");
+
+	return rc < 0 ? rc : bnd_reserve_answer(req, res, bnd_layer_text_max(num_features));
+}
 
 int bnd_change_begin(struct bnd_request *req, struct bnd_response *res, struct bnd_snapshot **ret_cur)
 {
@@ -66,6 +85,10 @@ int bnd_change_apply(struct bnd_request *req, struct bnd_response *res,
 	struct bn_error e = { 0 };
 	int rc;
 
+	/* Before the lock: a change refused for memory has changed nothing. */
+	rc = bnd_reserve_layer(req, res, bnd_layer_width(req->layer), 2);
+	if (rc < 0)
+		return rc;
 	rc = bnd_change_begin(req, res, &cur);
 	if (rc < 0)
 		return rc;
@@ -107,8 +130,18 @@ int bnd_layers_list(struct bnd_request *req, struct bnd_response *res)
 	struct bnd_layer **layers;
 	size_t n;
 
+	int rc;
+
 	if (bnd_registry_list(&req->d->registry, &layers, &n) < 0)
 		return bnd_fail(res, -ENOMEM, NULL, "out of memory listing layers");
+	/* A name, a config, a count and a time each. */
+	rc = bnd_reserve_answer(req, res, n * (2 * BND_NAME_MAX + 512) + 64);
+	if (rc < 0) {
+		for (size_t i = 0; i < n; i++)
+			bnd_layer_unref(layers[i]);
+		free(layers);
+		return rc;
+	}
 	bnd_json(res, 200);
 	bn_buf_puts(&res->body, "{\"layers\": [");
 	for (size_t i = 0; i < n; i++) {
@@ -203,6 +236,9 @@ int bnd_layers_put(struct bnd_request *req, struct bnd_response *res)
 	rc = bnd_config_parse(req->body, req->body_len, req->d->opt.max_features, &cfg, &e);
 	if (rc < 0)
 		return bnd_fail_bn(res, rc, &e);
+	rc = bnd_reserve_layer(req, res, cfg.num_features, 1);
+	if (rc < 0)
+		return rc;
 	pthread_mutex_lock(&reg->create_lock);
 	if (bnd_registry_get(reg, req->name, &l) == 0) {
 		rc = put_existing(req, res, l, &cfg);
@@ -217,10 +253,12 @@ int bnd_layers_put(struct bnd_request *req, struct bnd_response *res)
 int bnd_layers_get(struct bnd_request *req, struct bnd_response *res)
 {
 	struct bnd_snapshot *snap = bnd_layer_snapshot(req->layer);
+	int rc = bnd_reserve_layer(req, res, snap->cfg.num_features, 0);
 
-	answer_layer(res, 200, req->layer->name, snap);
+	if (rc == 0)
+		answer_layer(res, 200, req->layer->name, snap);
 	bnd_snapshot_unref(snap);
-	return 0;
+	return rc;
 }
 
 static int patch(struct bnd_request *req, const struct bnd_snapshot *cur,

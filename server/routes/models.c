@@ -8,6 +8,11 @@
  * so no other order can deadlock with it). It builds every new snapshot
  * first, writes them all in one store transaction, and only then publishes
  * them: a refusal or a failed commit changes nothing anywhere.
+ *
+ * Memory is reserved from the budget (budget.h) before it is taken: a
+ * bound for reading the body (a JSON tree, or a safetensors header and the
+ * arrays decoded), then, once the layers are known, their new snapshots
+ * and the answer; an export reserves its answer once it knows its layers.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +20,7 @@
 
 #include "bn/json.h"
 #include "bn/safetensors.h"
+#include "budget.h"
 #include "codec.h"
 #include "errors.h"
 #include "import.h"
@@ -204,6 +210,40 @@ static void answer_import(struct bnd_response *res, const struct bnd_import *im,
 	bn_buf_puts(&res->body, "]}");
 }
 
+/*
+ * The most reading the body can take: a JSON tree (a number takes at
+ * least 2 bytes of text and at most about 56 in the tree) and the floats
+ * read out (4 per 2 bytes of text); or a safetensors header's entries (at
+ * most 4 bytes per header byte) and the floats decoded (4 per 2 bytes of
+ * data, float16 being the narrowest).
+ */
+static size_t parse_max(const struct bnd_request *req)
+{
+	size_t len = req->body_len, h = 0;
+
+	if (!req->body_binary)
+		return len * 38 + 4096;
+	for (int i = 0; i < 8 && len >= 8; i++)
+		h |= (size_t)(unsigned char)req->body[i] << (8 * i);
+	if (h > len)
+		h = len;
+	return 4 * h + 2 * (len - h) + 4096;
+}
+
+/* Reserve what the layers' new snapshots and the answer take. */
+static int reserve_layers(struct bnd_request *req, struct bnd_response *res, const struct bnd_import *im)
+{
+	size_t copies = 0, answer = 256;
+	int rc;
+
+	for (size_t i = 0; i < im->count; i++) {
+		copies += 2 * (16 * im->layers[i].cfg.num_features + 256);
+		answer += 2 * BND_NAME_MAX + 128;
+	}
+	rc = bnd_reserve(req, res, copies, "the imported layers");
+	return rc < 0 ? rc : bnd_reserve_answer(req, res, answer);
+}
+
 int bnd_models_import(struct bnd_request *req, struct bnd_response *res)
 {
 	struct bnd_registry *reg = &req->d->registry;
@@ -211,11 +251,21 @@ int bnd_models_import(struct bnd_request *req, struct bnd_response *res)
 	struct bn_error e = { 0 };
 	struct target *t;
 	int64_t now = bnd_now_ms();
+	size_t bound = parse_max(req);
 	int rc;
 
+	rc = bnd_reserve(req, res, bound, "reading the state_dict");
+	if (rc < 0)
+		return rc;
 	rc = bnd_import_parse(req, &im, &e);
+	bnd_request_drop_body(req);
 	if (rc < 0)
 		return bnd_fail_bn(res, rc, &e);
+	rc = reserve_layers(req, res, &im);
+	if (rc < 0) {
+		bnd_import_finish(&im);
+		return rc;
+	}
 	t = calloc(im.count + 1, sizeof(*t));
 	if (!t) {
 		bnd_import_finish(&im);
@@ -337,6 +387,23 @@ out:
 	return rc < 0 ? bnd_fail(res, rc, NULL, "the answer could not be built") : 0;
 }
 
+/* Reserve the export's answer (and, for safetensors, its header and key scratch). */
+static int reserve_export(struct bnd_request *req, struct bnd_response *res, struct bnd_snapshot **snap, size_t n)
+{
+	size_t text = 64, scratch = 0;
+	int rc;
+
+	for (size_t i = 0; i < n; i++) {
+		size_t c = snap[i]->cfg.num_features;
+
+		text += wants_safetensors(req) ? 16 * c + 8 + 6 * (BND_NAME_MAX + 128) :
+			4 * bnd_floats_text_max(c) + 5 * (2 * BND_NAME_MAX + 64);
+		scratch += wants_safetensors(req) ? 5 * (BND_NAME_MAX + 160) + 6 * (BND_NAME_MAX + 128) : 0;
+	}
+	rc = scratch ? bnd_reserve(req, res, scratch, "the export") : 0;
+	return rc < 0 ? rc : bnd_reserve_answer(req, res, text);
+}
+
 int bnd_models_export(struct bnd_request *req, struct bnd_response *res)
 {
 	struct bnd_registry *reg = &req->d->registry;
@@ -374,9 +441,11 @@ int bnd_models_export(struct bnd_request *req, struct bnd_response *res)
 	pthread_mutex_unlock(&reg->create_lock);
 	if (!snap)
 		rc = bnd_fail(res, -ENOMEM, NULL, "out of memory");
-	else if (wants_safetensors(req))
-		rc = export_st(res, all, snap, m, strip && !strcmp(strip, "true") ? plen : 0);
 	else
+		rc = reserve_export(req, res, snap, m);
+	if (rc == 0 && wants_safetensors(req))
+		rc = export_st(res, all, snap, m, strip && !strcmp(strip, "true") ? plen : 0);
+	else if (rc == 0)
 		export_json(res, all, snap, m, strip && !strcmp(strip, "true") ? plen : 0);
 	for (size_t i = 0; i < m; i++) {
 		if (snap)

@@ -18,6 +18,17 @@ int bnd_layers_delete(struct bnd_request *req, struct bnd_response *res);
 int bnd_forward_train(struct bnd_request *req, struct bnd_response *res);
 int bnd_forward_eval(struct bnd_request *req, struct bnd_response *res);
 
+/* routes/calibration.c */
+int bnd_calibration_post(struct bnd_request *req, struct bnd_response *res);
+int bnd_calibration_get(struct bnd_request *req, struct bnd_response *res);
+int bnd_calibration_delete(struct bnd_request *req, struct bnd_response *res);
+int bnd_calibration_commit(struct bnd_request *req, struct bnd_response *res);
+
+/* routes/ops.c; bnd_ops_train_stats serves POST /train with a {"stats": [...]} body. */
+int bnd_ops_train_stats(struct bnd_request *req, struct bnd_response *res);
+int bnd_ops_backward(struct bnd_request *req, struct bnd_response *res);
+int bnd_ops_folded(struct bnd_request *req, struct bnd_response *res);
+
 /* routes/state.c */
 int bnd_state_get(struct bnd_request *req, struct bnd_response *res);
 int bnd_state_put(struct bnd_request *req, struct bnd_response *res);
@@ -36,6 +47,17 @@ int bnd_service_live(struct bnd_request *req, struct bnd_response *res);
 int bnd_service_ready(struct bnd_request *req, struct bnd_response *res);
 int bnd_service_metrics(struct bnd_request *req, struct bnd_response *res);
 int bnd_service_openapi(struct bnd_request *req, struct bnd_response *res);
+
+/* The layer's num_features, which a layer keeps for its life. */
+size_t bnd_layer_width(struct bnd_layer *l);
+
+/*
+ * Reserve, from the memory budget, a layer's answer as GET shows it (the
+ * answer's buffer sized for it) and copies extra copies of its state.
+ * 0, or a 503 (or 413) in res; see bnd_reserve().
+ */
+int bnd_reserve_layer(struct bnd_request *req, struct bnd_response *res, size_t num_features,
+		size_t copies);
 
 /*
  * Begin a change of req->layer: take its write lock, then refuse a layer

@@ -23,10 +23,12 @@ static int answer_state(struct bnd_request *req, struct bnd_response *res,
 int bnd_state_get(struct bnd_request *req, struct bnd_response *res)
 {
 	struct bnd_snapshot *snap = bnd_layer_snapshot(req->layer);
+	int rc = bnd_reserve_layer(req, res, snap->cfg.num_features, 0);
 
-	answer_state(req, res, snap);
+	if (rc == 0)
+		answer_state(req, res, snap);
 	bnd_snapshot_unref(snap);
-	return 0;
+	return rc;
 }
 
 /* One safetensors entry into the state's field it names; -EINVAL for a key the layer lacks. */

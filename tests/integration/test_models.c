@@ -602,6 +602,33 @@ static void test_binary_forms(void)
 	free(npy32);
 }
 
+/* With a 1 MiB memory budget, a JSON import whose tree could pass it is refused before it is read. */
+static void test_budget(void)
+{
+	char *json = model_json(NULL, NULL);
+	struct it_response r;
+
+	refused("/v1/import?prefix=mem.", json, strlen(json), JS, NULL, 413, "too_large", "memory budget");
+	it_call(&d, "GET", "/v1/export", NULL, &r);
+	CHECK(r.status == 200 && json_object_size(r.json) == 0);
+	it_response_finish(&r);
+	free(json);
+}
+
+/* The budget case needs a daemon of its own, started with --max-memory. */
+static void run_budget(int argc, char **argv)
+{
+	const char *args[] = { "--sync", "normal", "--max-memory", "1048576", NULL };
+
+	if (it_daemon_init(&d, argc, argv) < 0)
+		return;
+	if (CHECKF(it_daemon_start(&d, args) == 0, "batchnormd did not start with --max-memory")) {
+		test_budget();
+		CHECKF(it_daemon_stop(&d) == 0, "batchnormd did not exit 0 on SIGTERM");
+	}
+	it_daemon_finish(&d);
+}
+
 int main(int argc, char **argv)
 {
 	const char *args[] = { "--sync", "normal", "--max-import-layers", "20", "--max-layers", "70", NULL };
@@ -610,6 +637,7 @@ int main(int argc, char **argv)
 	int rc;
 
 	make_values();
+	run_budget(argc, argv);
 	rc = it_run(&d, "http_models", argc, argv, args, tests);
 	for (size_t i = 0; i < NBN; i++)
 		for (int f = 0; f < 4; f++)
