@@ -613,6 +613,28 @@ static void test_budget(void)
 	CHECK(r.status == 200 && json_object_size(r.json) == 0);
 	it_response_finish(&r);
 	free(json);
+
+	/* A float16 .npy decodes to twice its bytes: 600 KB of body is 1.2 MB of input, over 1 MiB. */
+	{
+		const char *h = "{'descr': '<f2', 'fortran_order': False, 'shape': (150000, 2), }";
+		const char *npy_headers[] = { "Content-Type: application/x-npy", NULL };
+		size_t len = 128 + 300000 * 2;
+		unsigned char *npy = calloc(1, len);
+
+		memcpy(npy, "\x93NUMPY\x01\x00", 8);
+		npy[8] = 128 - 10;
+		memset(npy + 10, ' ', 118);
+		memcpy(npy + 10, h, strlen(h));
+		npy[127] = '\n';
+		it_call(&d, "PUT", "/v1/layers/half", "{\"num_features\": 2}", &r);
+		it_response_finish(&r);
+		it_request(&d, "POST", "/v1/layers/half/eval", npy_headers, npy, len, &r);
+		it_check_problem(&r, 413, "too_large", "float16 .npy over the budget once decoded");
+		CHECKF(r.json && strstr(json_string_value(it_get(r.json, "detail", NULL)), "the decoded input"),
+			"%.300s", r.body);
+		it_response_finish(&r);
+		free(npy);
+	}
 }
 
 /* The budget case needs a daemon of its own, started with --max-memory. */
