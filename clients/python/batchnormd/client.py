@@ -173,6 +173,30 @@ class Layer:
     def history(self, after=0, limit=100):
         return self._json("GET", "/history", query={"after": after, "limit": limit})
 
+    def calibrate(self, x=None, count=None, mean=None, var=None):
+        """Add a batch to the layer's calibration (precise BN): a tensor x, or a worker's summary
+        (count, mean, biased var). Returns the calibration."""
+        if x is not None:
+            status, headers, data = self.client.request("POST", self.path + "/calibration",
+                                                        _wire.npy_bytes(_numpy(x)), "application/x-npy")
+            return json.loads(data)
+        return self._json("POST", "/calibration", {"count": int(count), "mean": np.asarray(mean, dtype=np.float64).tolist(),
+                                                   "var": np.asarray(var, dtype=np.float64).tolist()})
+
+    def calibration(self):
+        return self._json("GET", "/calibration")
+
+    def commit_calibration(self, variance="population", if_match=None):
+        """Write the running stats from the calibration ("population" or "batch_average") and close it."""
+        return self._json("POST", "/calibration/commit", {"variance": variance}, if_match=if_match)
+
+    def discard_calibration(self):
+        self.client.request("DELETE", self.path + "/calibration")
+
+    def folded(self):
+        """Eval mode as one affine map: {"scale": [C], "shift": [C]}."""
+        return self._json("GET", "/folded")
+
     def train(self, x, if_match=None):
         """One train step on x: a dict of NumPy arrays, output, batch_mean, batch_var and, when tracked,
         running_mean, running_var, num_batches_tracked."""

@@ -272,6 +272,22 @@ class TestLayer(unittest.TestCase):
         bn.delete(if_match=True)
         self.assertNotIn("m1", [layer["name"] for layer in c.layers()])
 
+    def test_calibration(self):
+        c = batchnormd.Client(D.url)
+        bn = c.layer("cal1")
+        bn.create(num_features=1, affine=False)
+        for _ in range(3):
+            cal = bn.calibrate(np.float64([[[[0.0, 1.0]]]]))
+        self.assertEqual((cal["count"], cal["batches"]), (6, 3))
+        self.assertEqual(bn.calibrate(count=2, mean=[0.5], var=[0.25])["batches"], 4)
+        self.assertEqual(bn.calibration()["count"], 8)
+        state = bn.commit_calibration("batch_average")
+        self.assertEqual((state["running_var"], state["num_batches_tracked"]), ([0.5], 4))
+        with self.assertRaises(BatchnormdError) as e:
+            bn.calibration()
+        self.assertEqual(e.exception.code, "no_calibration")
+        self.assertEqual(set(bn.folded()), {"scale", "shift"})
+
     def test_pull_numpy_and_json_state_dict(self):
         c = batchnormd.Client(D.url)
         sd = {"a.running_mean": [1.0, 2.0], "a.running_var": np.float64([3.0, 4.0]),
