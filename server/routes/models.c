@@ -251,7 +251,7 @@ int bnd_models_import(struct bnd_request *req, struct bnd_response *res)
 	struct bn_error e = { 0 };
 	struct target *t;
 	int64_t now = bnd_now_ms();
-	size_t bound = parse_max(req);
+	size_t bound = parse_max(req), kept = 0;
 	int rc;
 
 	rc = bnd_reserve(req, res, bound, "reading the state_dict");
@@ -261,6 +261,10 @@ int bnd_models_import(struct bnd_request *req, struct bnd_response *res)
 	bnd_request_drop_body(req);
 	if (rc < 0)
 		return bnd_fail_bn(res, rc, &e);
+	/* The tree or header is gone; what stays is the arrays read out, 4 of C floats a layer. */
+	for (size_t i = 0; i < im.count; i++)
+		kept += 16 * im.layers[i].cfg.num_features + sizeof(*im.layers);
+	bnd_unreserve(req, bound > kept ? bound - kept : 0);
 	rc = reserve_layers(req, res, &im);
 	if (rc < 0) {
 		bnd_import_finish(&im);
