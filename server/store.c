@@ -224,23 +224,30 @@ static int bind_layer(sqlite3_stmt *st, const struct bnd_snapshot *snap)
 	return rc == SQLITE_OK ? 0 : -ENOMEM;
 }
 
-int bnd_store_insert(struct bnd_store *s, const char *name, struct bnd_snapshot *snap)
+int store_insert_locked(struct bnd_store *s, const char *name, struct bnd_snapshot *snap)
 {
 	sqlite3_stmt *st = s->stmt[ST_INSERT];
+	int rc = bind_layer(st, snap);
+
+	if (rc == 0 && sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT) != SQLITE_OK)
+		rc = -ENOMEM;
+	if (rc < 0) {
+		sqlite3_clear_bindings(st);
+		return rc;
+	}
+	rc = store_exec(s, ST_INSERT, "inserting a layer");
+	if (rc == 0)
+		snap->id = sqlite3_last_insert_rowid(s->db);
+	return rc;
+}
+
+int bnd_store_insert(struct bnd_store *s, const char *name, struct bnd_snapshot *snap)
+{
 	double t0 = bnd_metrics_clock();
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
-	rc = bind_layer(st, snap);
-	if (rc == 0 && sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT) != SQLITE_OK)
-		rc = -ENOMEM;
-	if (rc == 0) {
-		rc = store_exec(s, ST_INSERT, "inserting a layer");
-		if (rc == 0)
-			snap->id = sqlite3_last_insert_rowid(s->db);
-	} else {
-		sqlite3_clear_bindings(st);
-	}
+	rc = store_insert_locked(s, name, snap);
 	pthread_mutex_unlock(&s->lock);
 	bnd_metrics_commit(bnd_metrics_clock() - t0);
 	return rc;

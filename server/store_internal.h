@@ -42,6 +42,10 @@ int store_fail(struct bnd_store *s, const char *what);
 /* Step a statement that returns no rows, then reset it. 0 or -EIO. */
 int store_exec(struct bnd_store *s, enum store_stmt which, const char *what);
 
+/* INSERT a layer (setting snap->id) or UPDATE its row, with the store locked. 0, -EIO, -ENOMEM. */
+int store_insert_locked(struct bnd_store *s, const char *name, struct bnd_snapshot *snap);
+int store_update_locked(struct bnd_store *s, const struct bnd_snapshot *snap);
+
 /* Bind n float32 as a little-endian BLOB, or NULL when v is NULL. */
 int store_bind_floats(sqlite3_stmt *st, int col, const float *v, size_t n);
 

@@ -15,6 +15,7 @@
 
 #include "bn/json.h"
 #include "bn/npy.h"
+#include "bn/npz.h"
 #include "budget.h"
 #include "codec.h"
 #include "codec_ops.h"
@@ -23,12 +24,12 @@
 
 /*
  * The most bytes the decoded input can take: 4 per value, and a value
- * takes at least 4 bytes of a .npy body (bn_npy_read takes '<f4' only; a
- * narrower dtype would change this), 2 of a JSON one ("0,").
+ * takes at least 2 bytes of a .npy body (float16, the narrowest dtype
+ * bn_npy_read takes), 2 of a JSON one ("0,").
  */
 static size_t input_max(const struct bnd_request *req)
 {
-	size_t values = req->body_npy ? req->body_len / 4 : req->body_len / 2 + 1;
+	size_t values = req->body_npy ? req->body_len / 2 : req->body_len / 2 + 1;
 
 	if (values > req->d->opt.max_elements)
 		values = req->d->opt.max_elements;
@@ -68,7 +69,14 @@ static int reserve_answer(struct bnd_request *req, struct bnd_response *res, con
 {
 	size_t text = req->accept_npy ? y->count * sizeof(float) + 512 :
 		bnd_tensor_text_max(y, form) + extra + 64;
-	int rc = bnd_reserve(req, res, scratch, "the forward pass");
+	int rc;
+
+	/* An .npz is the output's .npy, built apart first, then copied into the archive with the rest. */
+	if (req->accept_npz) {
+		text = y->count * sizeof(float) + extra + 2048;
+		scratch += y->count * sizeof(float) + 1024;
+	}
+	rc = bnd_reserve(req, res, scratch, "the forward pass");
 
 	return rc < 0 ? rc : bnd_reserve_answer(req, res, text);
 }
@@ -86,6 +94,47 @@ static void write_output(struct bnd_request *req, struct bnd_response *res, cons
 	bnd_json(res, 200);
 	bn_buf_puts(&res->body, "{\"output\": ");
 	bn_json_tensor_write(&res->body, y, form);
+}
+
+/*
+ * The answer as an .npz: output and, for a train step (stats non-NULL),
+ * batch_mean, batch_var and, when tracked, the running stats and
+ * num_batches_tracked: everything the JSON answer has.
+ */
+static void write_npz(struct bnd_response *res, const struct bn_tensor *y, float *stats,
+		const struct bnd_snapshot *snap)
+{
+	static const char *const keys[] = { "output", "batch_mean", "batch_var", "running_mean",
+		"running_var", "num_batches_tracked" };
+	size_t c = snap->cfg.num_features, n = 1;
+	float *arrays[] = { NULL, stats, stats ? stats + c : NULL, snap->state.running_mean,
+		snap->state.running_var };
+	struct bn_npz_member m[6];
+	struct bn_buf npy[6];
+	int rc = 0;
+
+	if (stats)
+		n = snap->cfg.track_running_stats ? 6 : 3;
+	for (size_t i = 0; i < n; i++) {
+		struct bn_tensor t = { .rank = 1, .shape = { c }, .count = c, .data = i < 5 ? arrays[i] : NULL };
+
+		bn_buf_init(&npy[i], 0);
+		if (i == 0)
+			rc |= bn_npy_write(&npy[i], y);
+		else if (i < 5)
+			rc |= bn_npy_write(&npy[i], &t);
+		else
+			rc |= bn_npy_write_i64(&npy[i], snap->state.num_batches_tracked);
+		m[i] = (struct bn_npz_member){ keys[i], npy[i].data, npy[i].len };
+	}
+	res->status = 200;
+	res->content_type = "application/x-npz";
+	if (rc == 0)
+		rc = bn_npz_write(&res->body, m, n);
+	if (rc < 0 && !res->body.err)
+		res->body.err = rc;
+	for (size_t i = 0; i < n; i++)
+		bn_buf_finish(&npy[i]);
 }
 
 /* Compute, commit and publish one train step; the write lock is held. */
@@ -156,8 +205,12 @@ int bnd_forward_train(struct bnd_request *req, struct bnd_response *res)
 	if (rc < 0)
 		goto out;
 	/* Written outside the lock: the next step on this layer need not wait for it. */
-	write_output(req, res, &x, form);
 	bnd_snapshot_etag(next, res->etag);
+	if (req->accept_npz) {
+		write_npz(res, &x, stats, next);
+		goto unref;
+	}
+	write_output(req, res, &x, form);
 	if (!req->accept_npy) {
 		bn_buf_puts(&res->body, ", \"batch_mean\": ");
 		bn_json_floats_write(&res->body, stats, c);
@@ -172,6 +225,7 @@ int bnd_forward_train(struct bnd_request *req, struct bnd_response *res)
 		}
 		bn_buf_puts(&res->body, "}");
 	}
+unref:
 	bnd_snapshot_unref(next);
 out:
 	free(stats);
@@ -197,6 +251,9 @@ int bnd_forward_eval(struct bnd_request *req, struct bnd_response *res)
 	rc = bn_forward_eval(&snap->cfg, &snap->state, &x, &x, &e);
 	if (rc < 0) {
 		rc = bnd_fail_bn(res, rc, &e);
+	} else if (req->accept_npz) {
+		write_npz(res, &x, NULL, snap);
+		bnd_snapshot_etag(snap, res->etag);
 	} else {
 		write_output(req, res, &x, form);
 		if (!req->accept_npy)

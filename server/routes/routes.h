@@ -37,6 +37,10 @@ int bnd_state_reset(struct bnd_request *req, struct bnd_response *res);
 /* routes/history.c */
 int bnd_history_get(struct bnd_request *req, struct bnd_response *res);
 
+/* routes/models.c */
+int bnd_models_import(struct bnd_request *req, struct bnd_response *res);
+int bnd_models_export(struct bnd_request *req, struct bnd_response *res);
+
 /* routes/service.c */
 int bnd_service_index(struct bnd_request *req, struct bnd_response *res);
 int bnd_service_live(struct bnd_request *req, struct bnd_response *res);
