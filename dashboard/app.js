@@ -30,6 +30,7 @@
     channelsText: null,  /* what the channel box says, null until chosen */
     lastOk: null,
     busy: false,
+    calibration: null,   /* the selected layer's open calibration, or null */
   };
 
   const $ = (id) => document.getElementById(id);
@@ -627,6 +628,30 @@
     $('hist-charts').replaceChildren(...figs);
   }
 
+  /*
+   * An open calibration (precise BN) beside the running stats: how far the
+   * running estimate is from the population's exact mean and variance.
+   */
+  function renderCalibration(layer) {
+    const cal = view.calibration;
+    $('cal').hidden = !cal;
+    if (!cal) return;
+    const C = layer.config.num_features;
+    const rm = cal.running_mean, rv = cal.running_var;
+    const gap = rv.map((v, i) => (cal.var[i] > 0 ? v / cal.var[i] - 1 : NaN));
+    $('cal-note').textContent = `${cal.count} values per channel in ${cal.batches} batch${cal.batches === 1 ? '' : 'es'}, ` +
+      'not yet committed. population: the exact mean and unbiased variance of every value seen; batch average: ' +
+      'what update_bn would write. "running_var / population − 1" is how far the running estimate is off.';
+    $('cal-table').replaceChildren(...valueTable([
+      { key: 'running_mean', head: 'running_mean', values: rm },
+      { key: 'population_mean', head: 'population mean', values: cal.mean },
+      { key: 'running_var', head: 'running_var', values: rv },
+      { key: 'population_var', head: 'population var', values: cal.var },
+      { key: 'batch_average_var', head: 'batch average var', values: cal.batch_average.var },
+      { key: 'var_gap', head: 'running_var / population − 1', values: gap },
+    ], C));
+  }
+
   function renderDetail() {
     const layer = view.layer;
     $('detail').hidden = !layer;
@@ -636,6 +661,7 @@
     const warns = warningsOf(layer, last);
     $('d-warnings').replaceChildren(...warns.map((w) => el('li', { class: 'warn ' + w.kind, 'data-kind': w.kind, text: w.text })));
     renderChannels(layer);
+    renderCalibration(layer);
     renderTrainEval(layer, last);
     renderHistory(layer);
   }
@@ -652,6 +678,17 @@
       after = r.body.next_after;
     }
     return got.length > HISTORY_KEEP ? got.slice(got.length - HISTORY_KEEP) : got;
+  }
+
+  /* The open calibration, or null: none open (404) or no running stats to calibrate. */
+  async function loadCalibration(name, layer) {
+    if (!layer.config.track_running_stats) return null;
+    try {
+      return (await api(layerPath(name) + '/calibration')).body;
+    } catch (e) {
+      if (e.status === 404 || e.status === 409) return null;
+      throw e;
+    }
   }
 
   async function refresh() {
@@ -674,6 +711,10 @@
           }
           throw e;
         }
+        const cal = await loadCalibration(view.name, r.body);
+        const calChanged = JSON.stringify(cal) !== JSON.stringify(view.calibration);
+        view.calibration = cal;
+        if (calChanged && view.layer) renderCalibration(view.layer);
         const key = view.name + '\u0000' + r.body.created_at;
         if (r.etag !== view.etag || key !== view.historyOf) {
           const fresh = key !== view.historyOf;

@@ -8,10 +8,11 @@
  * spaces and ended by '\n', then the raw data.
  *
  * The header is parsed as the small piece of Python it is: keys in any
- * order, either quote, tuples like (), (3,) and (2, 3). Only '<f4' is taken:
- * numpy itself writes '<f4' for float32 on every machine, so '=f4', '|f4' or
- * a bare 'f4' would only come from hand-made files and are refused with the
- * rest. Order of checks: the file's structure (-EBADMSG), then the dtype
+ * order, either quote, tuples like (), (3,) and (2, 3). The float dtypes
+ * '<f2', '<f4', '<f8' and their big-endian '>' forms are taken and converted
+ * to float32 (bn/dtype.h): numpy writes an explicit byte order for these on
+ * every machine, so '=f4', '|f4' or a bare 'f4' would only come from
+ * hand-made files and are refused with the rest. Order of checks: the file's structure (-EBADMSG), then the dtype
  * (-ENOTSUP), then the data's length against the shape (-EBADMSG), then the
  * tensor's own limits (rank, empty dimensions, element cap), then the values.
  */
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bn/dtype.h"
 #include "bn/npy.h"
 
 #define MAGIC "\x93NUMPY"
@@ -192,6 +194,25 @@ static int parse_header(struct header *h, struct bn_error *err)
 	return 0;
 }
 
+/*
+ * The element type of a descr numpy writes for a float array: '<f2', '<f4',
+ * '<f8' or their big-endian '>' forms. -ENOTSUP for anything else.
+ */
+static int descr_dtype(const struct header *h, enum bn_dtype *ret, bool *ret_big)
+{
+	if (!h->descr_ok || strlen(h->descr) != 3 || (h->descr[0] != '<' && h->descr[0] != '>') ||
+	    h->descr[1] != 'f')
+		return -ENOTSUP;
+	switch (h->descr[2]) {
+	case '2': *ret = BN_DTYPE_F16; break;
+	case '4': *ret = BN_DTYPE_F32; break;
+	case '8': *ret = BN_DTYPE_F64; break;
+	default: return -ENOTSUP;
+	}
+	*ret_big = h->descr[0] == '>';
+	return 0;
+}
+
 static uint32_t le32(const unsigned char *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
@@ -235,6 +256,9 @@ int bn_npy_read(const void *buf, size_t len, size_t max_elements,
 	const unsigned char *data;
 	size_t data_len;
 	struct bn_tensor t;
+	enum bn_dtype dt;
+	size_t size;
+	bool big;
 	int r;
 
 	r = locate(buf, len, &h, &data, &data_len, err);
@@ -243,10 +267,11 @@ int bn_npy_read(const void *buf, size_t len, size_t max_elements,
 	r = parse_header(&h, err);
 	if (r < 0)
 		return r;
-	if (!h.descr_ok || strcmp(h.descr, "<f4") != 0) {
-		bn_error_set(err, BN_E_UNSUPPORTED_DTYPE, "dtype %s%s%s is not supported: send "
-				"little-endian float32 ('<f4')", h.descr_ok ? "'" : "",
-				h.descr_ok ? h.descr : "(structured or too long)", h.descr_ok ? "'" : "");
+	if (descr_dtype(&h, &dt, &big) < 0) {
+		bn_error_set(err, BN_E_UNSUPPORTED_DTYPE, "dtype %s%s%s is not supported: send float16, "
+				"float32 or float64 ('<f2', '<f4', '<f8', or '>' for big-endian)",
+				h.descr_ok ? "'" : "", h.descr_ok ? h.descr : "(structured or too long)",
+				h.descr_ok ? "'" : "");
 		return -ENOTSUP;
 	}
 	if (h.fortran) {
@@ -254,15 +279,25 @@ int bn_npy_read(const void *buf, size_t len, size_t max_elements,
 				"send a C-order array (np.ascontiguousarray)");
 		return -ENOTSUP;
 	}
-	if (h.product > SIZE_MAX / 4 || data_len != h.product * 4) {
+	size = bn_dtype_size(dt);
+	if (h.product > SIZE_MAX / size || data_len != h.product * size) {
 		bn_error_set(err, BN_E_INVALID_NPY, "invalid .npy file: %zu data bytes, but the shape "
-				"needs %s%zu", data_len, h.product > SIZE_MAX / 4 ? "more than " : "",
-				h.product > SIZE_MAX / 4 ? SIZE_MAX : h.product * 4);
+				"needs %s%zu", data_len, h.product > SIZE_MAX / size ? "more than " : "",
+				h.product > SIZE_MAX / size ? SIZE_MAX : h.product * size);
 		return -EBADMSG;
 	}
 	r = bn_tensor_init(&t, h.ndim, h.shape, max_elements, err);
 	if (r < 0)
 		return r;
+	if (dt != BN_DTYPE_F32 || big) {
+		r = bn_dtype_to_f32(data, dt, big, t.count, t.data, "value", err);
+		if (r < 0) {
+			bn_tensor_finish(&t);
+			return r;
+		}
+		*ret = t;
+		return 0;
+	}
 	for (size_t i = 0; i < t.count; i++) {
 		uint32_t bits = le32(data + 4 * i);
 
@@ -314,5 +349,25 @@ int bn_npy_write(struct bn_buf *out, const struct bn_tensor *t)
 		bn_buf_append(out, le, 4);
 	}
 #endif
+	return out->err;
+}
+
+int bn_npy_write_i64(struct bn_buf *out, int64_t v)
+{
+	static const char header[] = "{'descr': '<i8', 'fortran_order': False, 'shape': (), }";
+	/* Prefix, header, spaces and a newline fill two 64-byte blocks, as numpy pads it. */
+	unsigned char pre[10] = { 0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, 128 - 10, 0 };
+	size_t n = sizeof(header) - 1, pad = 128 - 10 - n;
+	unsigned char le[8];
+	char spaces[128];
+
+	memset(spaces, ' ', sizeof(spaces));
+	spaces[pad - 1] = '\n';
+	bn_buf_append(out, pre, sizeof(pre));
+	bn_buf_append(out, header, n);
+	bn_buf_append(out, spaces, pad);
+	for (int i = 0; i < 8; i++)
+		le[i] = (unsigned char)((uint64_t)v >> (8 * i));
+	bn_buf_append(out, le, 8);
 	return out->err;
 }

@@ -12,6 +12,9 @@ bn_build_packages=(
 	libmicrohttpd-dev libjansson-dev libsqlite3-dev libcurl4-openssl-dev
 )
 
+# What the 'python' suite (the client in clients/python) needs.
+bn_python_packages=(python3 python3-numpy python3-torch)
+
 bn_log() { printf '%s: %s\n' "${0##*/}" "$*" >&2; }
 
 # bn_need_packages PKG...: apt-get install those not installed yet.

@@ -25,6 +25,7 @@ struct bnd_options {
 	size_t max_elements;
 	size_t max_layers;
 	size_t max_features;
+	size_t max_import_layers; /* layers in one POST /v1/import */
 	int64_t history_limit;
 	int64_t history_bytes;  /* history kept per layer, bytes as bnd_store_train counts them */
 	size_t max_memory;      /* the memory budget (budget.h) */

@@ -11,9 +11,11 @@
 	X(EBADMSG,     400, BN_E_INVALID_JSON)              \
 	X(EACCES,      401, BND_E_UNAUTHORIZED)             \
 	X(ENOENT,      404, BND_E_NOT_FOUND)                \
+	X(ENODATA,     404, BND_E_NO_CALIBRATION)           \
 	X(ENOSYS,      405, BND_E_METHOD_NOT_ALLOWED)       \
 	X(EEXIST,      409, BND_E_CONFLICT)                 \
 	X(EDQUOT,      409, BND_E_TOO_MANY_LAYERS)          \
+	X(EPERM,       409, BND_E_NOT_TRACKING)             \
 	X(ESTALE,      412, BND_E_PRECONDITION)             \
 	X(E2BIG,       413, BN_E_TOO_LARGE)                 \
 	X(EMEDIUMTYPE, 415, BND_E_UNSUPPORTED_MEDIA)        \

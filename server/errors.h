@@ -31,14 +31,17 @@
 #define BND_E_COMMIT_QUEUE_FULL  "commit_queue_full"
 #define BND_E_SHUTTING_DOWN      "shutting_down"
 #define BND_E_INTERNAL           "internal_error"
+#define BND_E_NOT_TRACKING       "not_tracking"
+#define BND_E_NO_CALIBRATION     "no_calibration"
 
 /*
  * The daemon's errno vocabulary, beyond the library's (see bn/error.h):
  * ENOENT unknown layer or path, ENOSYS wrong method, EACCES missing token,
  * ESTALE If-Match failed, EEXIST exists with another config, EDQUOT layer
  * cap reached, EMEDIUMTYPE unsupported Content-Type, EIO store failure,
- * EUCLEAN the database is damaged.
- * ENOBUFS the memory budget is in use (retry later).
+ * EUCLEAN the database is damaged, ENOBUFS the memory budget is in use
+ * (retry later), EPERM the layer does not track running stats (calibration,
+ * folding), ENODATA the layer has no open calibration.
  */
 
 /* The HTTP status for a negative errno (500 for one the table lacks). */

@@ -65,6 +65,7 @@ static int check_media(struct conn_state *cs)
 	size_t n;
 
 	req->accept_npy = accept && strcasestr(accept, "application/x-npy");
+	req->accept_npz = accept && strcasestr(accept, "application/x-npz");
 	if (!type)
 		return 0;
 	type += strspn(type, " \t");
@@ -75,9 +76,15 @@ static int check_media(struct conn_state *cs)
 		req->body_npy = true;
 		return 0;
 	}
+	if ((req->route->flags & BND_ROUTE_BINARY) && n == 24 &&
+	    strncasecmp(type, "application/octet-stream", n) == 0) {
+		req->body_binary = true;
+		return 0;
+	}
 	return bnd_fail(&cs->res, -EMEDIUMTYPE, NULL, "Content-Type %.*s is not accepted here; send %s",
 		(int)(n < 64 ? n : 64), type, (req->route->flags & BND_ROUTE_NPY) ?
-		"application/json or application/x-npy" : "application/json");
+		"application/json or application/x-npy" : (req->route->flags & BND_ROUTE_BINARY) ?
+		"application/json or application/octet-stream (safetensors)" : "application/json");
 }
 
 /* Refuse a declared Content-Length over the cap or the budget, and size the buffer for it. */

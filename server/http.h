@@ -27,6 +27,7 @@ enum bnd_route_flag {
 	BND_ROUTE_MUTATES = 1 << 1, /* needs the bearer token when one is configured */
 	BND_ROUTE_BODY = 1 << 2,    /* takes a JSON body */
 	BND_ROUTE_NPY = 1 << 3,     /* also takes an application/x-npy body */
+	BND_ROUTE_BINARY = 1 << 4,  /* also takes an application/octet-stream (safetensors) body */
 };
 
 struct bnd_response;
@@ -38,7 +39,9 @@ struct bnd_request {
 	char name[BND_NAME_MAX + 1]; /* the {name} segment, "" when the route has none */
 	struct bnd_layer *layer;     /* a reference, for BND_ROUTE_LAYER routes */
 	bool body_npy;               /* Content-Type: application/x-npy */
+	bool body_binary;            /* Content-Type: application/octet-stream */
 	bool accept_npy;             /* Accept names application/x-npy */
+	bool accept_npz;             /* Accept names application/x-npz */
 	const char *body;            /* the whole body, NUL-terminated; "" when none */
 	size_t body_len;
 	size_t reserved;             /* bytes of the memory budget held, given back at completion */
@@ -101,6 +104,9 @@ void bnd_json(struct bnd_response *res, unsigned status);
 /* A request header or query argument, or NULL. */
 const char *bnd_header(const struct bnd_request *req, const char *name);
 const char *bnd_query(const struct bnd_request *req, const char *name);
+
+/* Whether the comma-separated entity-tag list has etag (strong comparison) or is "*". */
+bool bnd_etag_listed(const char *list, const char *etag);
 
 /*
  * Reserve n bytes of the memory budget (budget.h) for req, held until the

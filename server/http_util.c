@@ -205,8 +205,7 @@ int bnd_reserve_answer(struct bnd_request *req, struct bnd_response *res, size_t
 	return rc;
 }
 
-/* Whether the comma-separated entity-tag list has etag (strong comparison) or is "*". */
-static bool etag_listed(const char *list, const char *etag)
+bool bnd_etag_listed(const char *list, const char *etag)
 {
 	size_t n = strlen(etag);
 
@@ -228,7 +227,7 @@ int bnd_check_if_match(const struct bnd_request *req, const char *etag, struct b
 {
 	const char *want = bnd_header(req, "If-Match");
 
-	if (!want || etag_listed(want, etag))
+	if (!want || bnd_etag_listed(want, etag))
 		return 0;
 	return bnd_fail(res, -ESTALE, BND_E_PRECONDITION,
 		"If-Match %s does not match the layer's current ETag %s", want, etag);

@@ -71,6 +71,8 @@ static const struct flag flags[] = {
 	{ "commit-queue", "BATCHNORMD_COMMIT_QUEUE",
 	  "changes waiting for or in a commit, at most; past it 503 with Retry-After (default 4096)",
 	  "an integer from 1 to 1000000" },
+	{ "max-import-layers", "BATCHNORMD_MAX_IMPORT_LAYERS", "most layers in one POST /v1/import (default 1000)",
+	  "an integer from 1 to 100000" },
 };
 #define N_FLAGS (sizeof(flags) / sizeof(flags[0]))
 
@@ -168,6 +170,7 @@ static int apply(struct bnd_options *o, size_t i, const char *v)
 		break;
 	case 15: rc = parse_count(v, 1, 86400, &n); o->request_timeout = (unsigned)n; break;
 	case 16: rc = parse_count(v, 1, 1000000, &n); o->commit_queue = (size_t)n; break;
+	case 17: rc = parse_count(v, 1, 100000, &n); o->max_import_layers = (size_t)n; break;
 	}
 	return rc < 0 ? -EINVAL : 0;
 }
@@ -265,7 +268,7 @@ static void defaults(struct bnd_options *o)
 		.host = "127.0.0.1", .port = 8080, .db_path = "batchnormd.db",
 		.threads = cpus < 2 ? 2 : cpus > 64 ? 64 : (unsigned)cpus,
 		.max_body_bytes = 80u << 20, .max_elements = 1u << 24,
-		.max_layers = 10000, .max_features = 65536, .history_limit = 1000,
+		.max_layers = 10000, .max_features = 65536, .history_limit = 1000, .max_import_layers = 1000,
 		.history_bytes = (int64_t)128 << 20, .max_memory = (size_t)512 << 20,
 		.sync_full = true, .start_check = BND_CHECK_QUICK,
 		.max_connections = 1000, .request_timeout = 300, .commit_queue = 4096,

@@ -230,6 +230,26 @@ out:
 	return rc;
 }
 
+int bnd_registry_reserve(struct bnd_registry *r, size_t n)
+{
+	int rc = 0;
+
+	pthread_rwlock_wrlock(&r->lock);
+	if (r->count + n > r->cap) {
+		size_t cap = r->count + n;
+		struct bnd_layer **v = realloc(r->layers, cap * sizeof(*v));
+
+		if (v) {
+			r->layers = v;
+			r->cap = cap;
+		} else {
+			rc = -ENOMEM;
+		}
+	}
+	pthread_rwlock_unlock(&r->lock);
+	return rc;
+}
+
 void bnd_registry_remove(struct bnd_registry *r, struct bnd_layer *l)
 {
 	bool found;

@@ -97,6 +97,9 @@ int bnd_registry_find(struct bnd_registry *r, const char *name, struct bnd_layer
 /* Add l (the registry takes its own reference). -EEXIST, -EDQUOT at the cap, -ENOMEM. */
 int bnd_registry_add(struct bnd_registry *r, struct bnd_layer *l);
 
+/* Make room for n more layers, so that the next n adds fail only with -EEXIST or -EDQUOT. -ENOMEM. */
+int bnd_registry_reserve(struct bnd_registry *r, size_t n);
+
 /* Remove l and drop the registry's reference. */
 void bnd_registry_remove(struct bnd_registry *r, struct bnd_layer *l);
 

@@ -8,6 +8,7 @@
 #define MUTATES BND_ROUTE_MUTATES
 #define BODY    BND_ROUTE_BODY
 #define NPY     BND_ROUTE_NPY
+#define BINARY  BND_ROUTE_BINARY
 
 const struct bnd_route bnd_routes[] = {
 	{ "GET",    "/",                              bnd_service_index,   0 },
@@ -24,9 +25,17 @@ const struct bnd_route bnd_routes[] = {
 	{ "POST",   "/v1/layers/{name}/train",        bnd_forward_train,   LAYER | MUTATES | BODY | NPY },
 	{ "POST",   "/v1/layers/{name}/eval",         bnd_forward_eval,    LAYER | BODY | NPY },
 	{ "GET",    "/v1/layers/{name}/state",        bnd_state_get,       LAYER },
-	{ "PUT",    "/v1/layers/{name}/state",        bnd_state_put,       LAYER | MUTATES | BODY },
+	{ "PUT",    "/v1/layers/{name}/state",        bnd_state_put,       LAYER | MUTATES | BODY | BINARY },
 	{ "POST",   "/v1/layers/{name}/reset",        bnd_state_reset,     LAYER | MUTATES },
 	{ "GET",    "/v1/layers/{name}/history",      bnd_history_get,     LAYER },
+	{ "POST",   "/v1/layers/{name}/calibration",  bnd_calibration_post,   LAYER | MUTATES | BODY | NPY },
+	{ "GET",    "/v1/layers/{name}/calibration",  bnd_calibration_get,    LAYER },
+	{ "DELETE", "/v1/layers/{name}/calibration",  bnd_calibration_delete, LAYER | MUTATES },
+	{ "POST",   "/v1/layers/{name}/calibration/commit", bnd_calibration_commit, LAYER | MUTATES | BODY },
+	{ "POST",   "/v1/layers/{name}/backward",     bnd_ops_backward,    LAYER | BODY },
+	{ "GET",    "/v1/layers/{name}/folded",       bnd_ops_folded,      LAYER },
+	{ "POST",   "/v1/import",                     bnd_models_import,   MUTATES | BODY | BINARY },
+	{ "GET",    "/v1/export",                     bnd_models_export,   0 },
 };
 
 const size_t bnd_routes_count = sizeof(bnd_routes) / sizeof(bnd_routes[0]);

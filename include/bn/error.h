@@ -39,6 +39,7 @@
 #define BN_E_TOO_FEW_VALUES    "too_few_values"     /* -EINVAL: one value per channel when training */
 #define BN_E_NON_FINITE_OUTPUT "non_finite_output"  /* -ERANGE */
 #define BN_E_INVALID_CONFIG    "invalid_config"     /* -EINVAL */
+#define BN_E_INVALID_STATS     "invalid_stats"      /* -EINVAL: a count, mean or var that is not a valid summary */
 #define BN_E_NO_MEMORY         "out_of_memory"      /* -ENOMEM */
 
 struct bn_error {

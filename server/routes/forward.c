@@ -18,19 +18,21 @@
 
 #include "bn/json.h"
 #include "bn/npy.h"
+#include "bn/npz.h"
 #include "budget.h"
 #include "codec.h"
+#include "codec_ops.h"
 #include "errors.h"
 #include "routes/routes.h"
 
 /*
  * The most bytes the decoded input can take: 4 per value, and a value
- * takes at least 4 bytes of a .npy body (bn_npy_read takes '<f4' only; a
- * narrower dtype would change this), 2 of a JSON one ("0,").
+ * takes at least 2 bytes of a .npy body (float16, the narrowest dtype
+ * bn_npy_read takes), 2 of a JSON one ("0,").
  */
 static size_t input_max(const struct bnd_request *req)
 {
-	size_t values = req->body_npy ? req->body_len / 4 : req->body_len / 2 + 1;
+	size_t values = req->body_npy ? req->body_len / 2 : req->body_len / 2 + 1;
 
 	if (values > req->d->opt.max_elements)
 		values = req->d->opt.max_elements;
@@ -70,7 +72,14 @@ static int reserve_answer(struct bnd_request *req, struct bnd_response *res, con
 {
 	size_t text = req->accept_npy ? y->count * sizeof(float) + 512 :
 		bnd_tensor_text_max(y, form) + extra + 64;
-	int rc = bnd_reserve(req, res, scratch, "the forward pass");
+	int rc;
+
+	/* An .npz is the output's .npy, built apart first, then copied into the archive with the rest. */
+	if (req->accept_npz) {
+		text = y->count * sizeof(float) + extra + 2048;
+		scratch += y->count * sizeof(float) + 1024;
+	}
+	rc = bnd_reserve(req, res, scratch, "the forward pass");
 
 	return rc < 0 ? rc : bnd_reserve_answer(req, res, text);
 }
@@ -88,6 +97,47 @@ static void write_output(struct bnd_request *req, struct bnd_response *res, cons
 	bnd_json(res, 200);
 	bn_buf_puts(&res->body, "{\"output\": ");
 	bn_json_tensor_write(&res->body, y, form);
+}
+
+/*
+ * The answer as an .npz: output and, for a train step (stats non-NULL),
+ * batch_mean, batch_var and, when tracked, the running stats and
+ * num_batches_tracked: everything the JSON answer has.
+ */
+static void write_npz(struct bnd_response *res, const struct bn_tensor *y, float *stats,
+		const struct bnd_snapshot *snap)
+{
+	static const char *const keys[] = { "output", "batch_mean", "batch_var", "running_mean",
+		"running_var", "num_batches_tracked" };
+	size_t c = snap->cfg.num_features, n = 1;
+	float *arrays[] = { NULL, stats, stats ? stats + c : NULL, snap->state.running_mean,
+		snap->state.running_var };
+	struct bn_npz_member m[6];
+	struct bn_buf npy[6];
+	int rc = 0;
+
+	if (stats)
+		n = snap->cfg.track_running_stats ? 6 : 3;
+	for (size_t i = 0; i < n; i++) {
+		struct bn_tensor t = { .rank = 1, .shape = { c }, .count = c, .data = i < 5 ? arrays[i] : NULL };
+
+		bn_buf_init(&npy[i], 0);
+		if (i == 0)
+			rc |= bn_npy_write(&npy[i], y);
+		else if (i < 5)
+			rc |= bn_npy_write(&npy[i], &t);
+		else
+			rc |= bn_npy_write_i64(&npy[i], snap->state.num_batches_tracked);
+		m[i] = (struct bn_npz_member){ keys[i], npy[i].data, npy[i].len };
+	}
+	res->status = 200;
+	res->content_type = "application/x-npz";
+	if (rc == 0)
+		rc = bn_npz_write(&res->body, m, n);
+	if (rc < 0 && !res->body.err)
+		res->body.err = rc;
+	for (size_t i = 0; i < n; i++)
+		bn_buf_finish(&npy[i]);
 }
 
 /* What a train step's answer needs once its commit is done. */
@@ -116,8 +166,12 @@ static int train_answer(struct bnd_request *req, struct bnd_response *res, void 
 		rc = bnd_fail_commit(res, rc, "the train step");
 		goto out;
 	}
-	write_output(req, res, &w->x, w->form);
 	bnd_snapshot_etag(next, res->etag);
+	if (req->accept_npz) {
+		write_npz(res, &w->x, w->stats, w->next);
+		goto out;
+	}
+	write_output(req, res, &w->x, w->form);
 	if (!req->accept_npy) {
 		bn_buf_puts(&res->body, ", \"batch_mean\": ");
 		bn_json_floats_write(&res->body, w->stats, c);
@@ -137,6 +191,30 @@ out:
 	return rc;
 }
 
+int bnd_train_queue(struct bnd_request *req, struct bnd_response *res, struct bnd_snapshot *next,
+		const struct bnd_history_entry *h,
+		int (*answer)(struct bnd_request *req, struct bnd_response *res, void *ctx, int rc), void *ctx)
+{
+	struct bnd_change *ch = req->change;
+
+	next->step++;
+	next->version++;
+	next->updated_ms = bnd_now_ms();
+	ch->kind = BND_CHANGE_TRAIN;
+	ch->h = *h;
+	ch->h.step = next->step;
+	ch->h.at_ms = next->updated_ms;
+	ch->h.num_features = next->cfg.num_features;
+	ch->h.num_batches_tracked = next->state.num_batches_tracked;
+	ch->h.running_mean = next->state.running_mean;
+	ch->h.running_var = next->state.running_var;
+	ch->keep = req->d->opt.history_limit;
+	ch->keep_bytes = req->d->opt.history_bytes;
+	ch->next = next;
+	atomic_fetch_add(&next->refs, 1);
+	return bnd_request_defer(req, res, req->layer, answer, ctx);
+}
+
 /*
  * Compute one train step from base into w and queue it for commit; the
  * write lock is held. The history entry points into w, which lives until
@@ -145,9 +223,9 @@ out:
 static int train_locked(struct bnd_request *req, struct bnd_response *res, struct train_wait *w,
 		const struct bnd_snapshot *base)
 {
-	struct bnd_change *ch = req->change;
 	size_t c = base->cfg.num_features;
 	struct bn_error e = { 0 };
+	struct bnd_history_entry h;
 	int rc;
 
 	if (bnd_snapshot_copy(base, &w->next) < 0)
@@ -155,30 +233,23 @@ static int train_locked(struct bnd_request *req, struct bnd_response *res, struc
 	rc = bn_forward_train(&w->next->cfg, &w->next->state, &w->x, &w->x, w->stats, w->stats + c, &e);
 	if (rc < 0)
 		return bnd_fail_bn(res, rc, &e);
-	w->next->step++;
-	w->next->version++;
-	w->next->updated_ms = bnd_now_ms();
-	ch->kind = BND_CHANGE_TRAIN;
-	ch->h = (struct bnd_history_entry){
-		.step = w->next->step, .at_ms = w->next->updated_ms,
-		.count = (int64_t)(w->x.count / c), .num_batches_tracked = w->next->state.num_batches_tracked,
-		.num_features = c, .batch_mean = w->stats, .batch_var = w->stats + c,
-		.running_mean = w->next->state.running_mean, .running_var = w->next->state.running_var,
+	h = (struct bnd_history_entry){
+		.count = (int64_t)(w->x.count / c), .batch_mean = w->stats, .batch_var = w->stats + c,
 	};
-	ch->keep = req->d->opt.history_limit;
-	ch->keep_bytes = req->d->opt.history_bytes;
-	ch->next = w->next;
-	atomic_fetch_add(&w->next->refs, 1);
-	return bnd_request_defer(req, res, req->layer, train_answer, w);
+	return bnd_train_queue(req, res, w->next, &h, train_answer, w);
 }
 
 int bnd_forward_train(struct bnd_request *req, struct bnd_response *res)
 {
-	struct train_wait *w = calloc(1, sizeof(*w));
+	struct train_wait *w;
 	struct bnd_snapshot *base;
 	size_t c;
 	int rc;
 
+	/* {"stats": [...]}: SyncBatchNorm's step from per-worker statistics (routes/ops.c). */
+	if (!req->body_npy && bnd_body_first_key_is(req->body, req->body_len, "stats"))
+		return bnd_ops_train_stats(req, res);
+	w = calloc(1, sizeof(*w));
 	if (!w)
 		return bnd_fail(res, -ENOMEM, NULL, "out of memory");
 	rc = read_input(req, res, &w->x, &w->form);
@@ -224,6 +295,9 @@ int bnd_forward_eval(struct bnd_request *req, struct bnd_response *res)
 	rc = bn_forward_eval(&snap->cfg, &snap->state, &x, &x, &e);
 	if (rc < 0) {
 		rc = bnd_fail_bn(res, rc, &e);
+	} else if (req->accept_npz) {
+		write_npz(res, &x, NULL, snap);
+		bnd_snapshot_etag(snap, res->etag);
 	} else {
 		write_output(req, res, &x, form);
 		if (!req->accept_npy)

@@ -18,6 +18,31 @@ int bnd_layers_delete(struct bnd_request *req, struct bnd_response *res);
 int bnd_forward_train(struct bnd_request *req, struct bnd_response *res);
 int bnd_forward_eval(struct bnd_request *req, struct bnd_response *res);
 
+/* routes/calibration.c */
+int bnd_calibration_post(struct bnd_request *req, struct bnd_response *res);
+int bnd_calibration_get(struct bnd_request *req, struct bnd_response *res);
+int bnd_calibration_delete(struct bnd_request *req, struct bnd_response *res);
+int bnd_calibration_commit(struct bnd_request *req, struct bnd_response *res);
+
+/*
+ * routes/forward.c: the tail every train step shares (a tensor batch or
+ * workers' statistics). Between bnd_change_begin and end, with next a copy
+ * of the base after the step (its step, version and updated time are
+ * bumped here) and h its history entry's count, batch_mean and batch_var
+ * (the rest is filled from next): queue the step for commit and call
+ * answer(req, res, ctx, rc) once it is done (rc 0 committed, else the
+ * failure). next and h's arrays must live until answer; the caller keeps
+ * its reference to next. BND_DEFERRED, or a problem (answer not called).
+ */
+int bnd_train_queue(struct bnd_request *req, struct bnd_response *res, struct bnd_snapshot *next,
+		const struct bnd_history_entry *h,
+		int (*answer)(struct bnd_request *req, struct bnd_response *res, void *ctx, int rc), void *ctx);
+
+/* routes/ops.c; bnd_ops_train_stats serves POST /train with a {"stats": [...]} body. */
+int bnd_ops_train_stats(struct bnd_request *req, struct bnd_response *res);
+int bnd_ops_backward(struct bnd_request *req, struct bnd_response *res);
+int bnd_ops_folded(struct bnd_request *req, struct bnd_response *res);
+
 /* routes/state.c */
 int bnd_state_get(struct bnd_request *req, struct bnd_response *res);
 int bnd_state_put(struct bnd_request *req, struct bnd_response *res);
@@ -25,6 +50,10 @@ int bnd_state_reset(struct bnd_request *req, struct bnd_response *res);
 
 /* routes/history.c */
 int bnd_history_get(struct bnd_request *req, struct bnd_response *res);
+
+/* routes/models.c */
+int bnd_models_import(struct bnd_request *req, struct bnd_response *res);
+int bnd_models_export(struct bnd_request *req, struct bnd_response *res);
 
 /* routes/service.c */
 int bnd_service_index(struct bnd_request *req, struct bnd_response *res);

@@ -83,8 +83,8 @@ static const struct bad table[] = {
 	{ ".npy as JSON", NPY, NULL, NPY_FINE, "Content-Type: application/json", 400, "invalid_json", 0, NULL, false },
 	{ "JSON as .npy", JSON, "{\"input\": [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]}", 0, "Content-Type: application/x-npy", 400, "invalid_npy", 0, NULL, false },
 	{ ".npy bad magic", NPY, NULL, NPY_MAGIC, NULL, 400, "invalid_npy", 0, NULL, false },
-	{ ".npy <f8", NPY, NULL, NPY_F8, NULL, 422, "unsupported_dtype", 0, NULL, false },
-	{ ".npy >f4", NPY, NULL, NPY_BIG_ENDIAN, NULL, 422, "unsupported_dtype", 0, NULL, false },
+	{ ".npy <i4", NPY, NULL, NPY_F8, NULL, 422, "unsupported_dtype", 0, NULL, false },
+	{ ".npy =f4", NPY, NULL, NPY_BIG_ENDIAN, NULL, 422, "unsupported_dtype", 0, NULL, false },
 	{ ".npy fortran_order True", NPY, NULL, NPY_FORTRAN, NULL, 422, "unsupported_dtype", 0, NULL, false },
 	{ ".npy truncated data", NPY, NULL, NPY_TRUNCATED, NULL, 400, "invalid_npy", 0, NULL, false },
 	{ ".npy header length past the end", NPY, NULL, NPY_HLEN_PAST_END, NULL, 400, "invalid_npy", 0, NULL, false },
@@ -127,8 +127,8 @@ static void *make_npy(enum npy_flaw flaw, size_t *len)
 	size_t count = 6;
 
 	switch (flaw) {
-	case NPY_F8: descr = "<f8"; break;
-	case NPY_BIG_ENDIAN: descr = ">f4"; break;
+	case NPY_F8: descr = "<i4"; break; /* float16 and float64 convert; integers do not */
+	case NPY_BIG_ENDIAN: descr = "=f4"; break; /* numpy writes < or >, never = */
 	case NPY_NAN: data[4] = __builtin_nanf(""); break;
 	case NPY_INF: data[1] = __builtin_inff(); break;
 	case NPY_RANK1: rank = 1; shape[0] = 6; break;

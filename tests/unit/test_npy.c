@@ -66,6 +66,26 @@ static void read_ok(const char *name, unsigned rank, const size_t *shape)
 	free(b);
 }
 
+/* Two files numpy wrote must read to bitwise the same float32: ours against numpy's rounding. */
+static void same_as(const char *name, const char *want)
+{
+	struct bn_tensor a, b;
+	struct bn_error err = { 0 };
+	unsigned char *x, *y;
+	size_t n, m;
+
+	x = load(name, &n);
+	y = load(want, &m);
+	assert(bn_npy_read(x, n, MAX, &a, &err) == 0);
+	assert(bn_npy_read(y, m, MAX, &b, &err) == 0);
+	assert(a.count == b.count && a.count > 1);
+	assert(memcmp(a.data, b.data, a.count * sizeof(float)) == 0);
+	bn_tensor_finish(&a);
+	bn_tensor_finish(&b);
+	free(x);
+	free(y);
+}
+
 /* Reading buf must fail with r, code and exactly detail, leaving *ret alone. */
 static void refuse_buf(const void *b, size_t len, size_t max, int r, const char *code, const char *detail)
 {
@@ -99,16 +119,22 @@ static void test_numpy_files(void)
 	read_ok("f4_v2.npy", 2, (size_t[]){ 2, 3 });
 	read_ok("f4_v3.npy", 2, (size_t[]){ 3, 2 });
 
-	refuse("f8.npy", MAX, -ENOTSUP, BN_E_UNSUPPORTED_DTYPE,
-			"dtype '<f8' is not supported: send little-endian float32 ('<f4')");
-	refuse("f4_big_endian.npy", MAX, -ENOTSUP, BN_E_UNSUPPORTED_DTYPE,
-			"dtype '>f4' is not supported: send little-endian float32 ('<f4')");
+	/* Other float dtypes and byte orders convert (values i * 0.25 - 1 are exact in all). */
+	read_ok("f8.npy", 2, (size_t[]){ 2, 3 });
+	read_ok("f4_big_endian.npy", 2, (size_t[]){ 2, 3 });
+	read_ok("f8_big_endian.npy", 2, (size_t[]){ 2, 3 });
+	read_ok("f2.npy", 2, (size_t[]){ 2, 3 });
+	read_ok("f2_big_endian.npy", 2, (size_t[]){ 2, 3 });
+	same_as("f8_round.npy", "f8_round_f4.npy");
+	same_as("f2_odd.npy", "f2_odd_f4.npy");
+	refuse("f8_huge.npy", MAX, -EINVAL, BN_E_OUT_OF_RANGE,
+			"value at flat index 1: 3.40282e+38 is beyond float32");
+	refuse("f2_inf.npy", MAX, -EINVAL, BN_E_NOT_FINITE,
+			"value at flat index 2 is not finite (NaN or infinity)");
 	refuse("i4.npy", MAX, -ENOTSUP, BN_E_UNSUPPORTED_DTYPE,
-			"dtype '<i4' is not supported: send little-endian float32 ('<f4')");
-	refuse("f2.npy", MAX, -ENOTSUP, BN_E_UNSUPPORTED_DTYPE,
-			"dtype '<f2' is not supported: send little-endian float32 ('<f4')");
+			"dtype '<i4' is not supported: send float16, float32 or float64 ('<f2', '<f4', '<f8', or '>' for big-endian)");
 	refuse("structured.npy", MAX, -ENOTSUP, BN_E_UNSUPPORTED_DTYPE,
-			"dtype (structured or too long) is not supported: send little-endian float32 ('<f4')");
+			"dtype (structured or too long) is not supported: send float16, float32 or float64 ('<f2', '<f4', '<f8', or '>' for big-endian)");
 	refuse("fortran.npy", MAX, -ENOTSUP, BN_E_UNSUPPORTED_DTYPE,
 			"fortran_order True is not supported: send a C-order array (np.ascontiguousarray)");
 	refuse("scalar.npy", MAX, -EINVAL, BN_E_BAD_RANK,
@@ -193,7 +219,8 @@ static void test_headers(void)
 			BN_E_INVALID_NPY, "invalid .npy file: expected a quoted key and ':' in the header");
 	/* Other spellings of float32 are refused too: numpy always writes '<f4'. */
 	header_bad("{'descr': '=f4', 'fortran_order': False, 'shape': (2,)}", 8, -ENOTSUP,
-			BN_E_UNSUPPORTED_DTYPE, "dtype '=f4' is not supported: send little-endian float32 ('<f4')");
+			BN_E_UNSUPPORTED_DTYPE, "dtype '=f4' is not supported: "
+			"send float16, float32 or float64 ('<f2', '<f4', '<f8', or '>' for big-endian)");
 	/* Data shorter or longer than the shape says. */
 	header_bad("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 20, -EBADMSG,
 			BN_E_INVALID_NPY, "invalid .npy file: 20 data bytes, but the shape needs 24");

@@ -81,6 +81,8 @@ async function main() {
     let trained;
     for (let i = 0; i < golden.steps; i++) trained = await api('POST', '/v1/layers/bn1/train', { input: golden.input });
     check(rawArray(trained.text, 'batch_var')[0] === golden.batch_var, 'worked example batch_var from the API', trained.text);
+    let calibrated;
+    for (let i = 0; i < golden.steps; i++) calibrated = await api('POST', '/v1/layers/bn1/calibration', { input: golden.input });
 
     await api('PUT', '/v1/layers/conv16', { num_features: 16 });
     for (let i = 0; i < 100; i++) await api('POST', '/v1/layers/conv16/train', { input: batch(i + 1, 4, 16, 3) });
@@ -120,7 +122,9 @@ async function main() {
     const page = context.pages()[0] || await context.newPage();
     const errors = [];
     page.on('pageerror', (e) => errors.push(String(e)));
-    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+    /* The page asks each tracking layer for its calibration: 404 when none is open is expected. */
+    const expected404 = (m) => /status of 404/.test(m.text()) && /\/calibration$/.test(m.location().url || '');
+    page.on('console', (m) => { if (m.type() === 'error' && !expected404(m)) errors.push(m.text()); });
 
     // The list: one row per layer, num_batches_tracked as the API says.
     await page.goto(d.base + '/');
@@ -194,6 +198,15 @@ async function main() {
     check(ulps(es, Number(golden.eval_scale)) <= 1, 'eval scale is 1/sqrt(running_var + 1e-5)', `${es} vs ${golden.eval_scale}`);
     const explain = await page.locator('#te-explain').textContent();
     check(/biased/.test(explain) && /unbiased/.test(explain) && /momentum 0\.1/.test(explain), 'the biased/unbiased sentence', explain);
+    // The open calibration beside the running stats: the population variance 25.5/101.
+    await page.waitForSelector('#cal-table td[data-k="population_var"][data-ch="0"]');
+    const popVar = Number(await page.locator('#cal-table td[data-k="population_var"][data-ch="0"]').textContent());
+    check(!(await page.locator('#cal').isHidden()) && Math.abs(popVar - calibrated.json.var[0]) < 1e-7 &&
+      Math.abs(popVar - 25.5 / 101) < 1e-7, 'bn1 calibration shows the population var', String(popVar));
+    const gap = Number(await page.locator('#cal-table td[data-k="var_gap"][data-ch="0"]').textContent());
+    check(Math.abs(gap - (Number(golden.running_var) / (25.5 / 101) - 1)) < 1e-5, 'bn1 running_var / population - 1', String(gap));
+    await page.locator('#cal-h').scrollIntoViewIfNeeded();
+    await page.locator('#cal-h').locator('..').screenshot({ path: path.join(shots, 'calibration.png') });
     const bnPts = await page.locator('#hist-charts polyline[data-series="running_var"][data-ch="0"]').getAttribute('points');
     check(bnPts.trim().split(/\s+/).length === 51, 'bn1 over-steps chart: 51 points', bnPts.slice(0, 80));
     await page.locator('#te-h').scrollIntoViewIfNeeded();
@@ -218,6 +231,7 @@ async function main() {
     check(await page.locator('#d-warnings li[data-kind="nan"]').count() === 0, 'no NaN warning on a fresh layer');
     await page.goto(d.base + '/#/layers/conv16');
     await page.waitForSelector('#ch-table td');
+    check(await page.locator('#cal').isHidden(), 'no calibration panel without an open calibration');
     check(await page.locator('#d-warnings li').count() === 0, 'no warning on a healthy trained layer',
       (await page.locator('#d-warnings li').allTextContents()).join(' / '));
 

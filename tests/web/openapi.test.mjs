@@ -50,7 +50,8 @@ for (const [p, item] of Object.entries(doc.paths)) {
     ops++;
     const params = [...(item.parameters || []), ...(op.parameters || [])].map(deref);
     if (p.includes('{name}')) check(params.some((x) => x.in === 'path' && x.name === 'name'), `${method} ${p} declares {name}`);
-    const changes = p.startsWith('/v1/') && mutating.has(method) && !p.endsWith('/eval');
+    // eval and backward are POSTs that change nothing.
+    const changes = p.startsWith('/v1/') && mutating.has(method) && !p.endsWith('/eval') && !p.endsWith('/backward');
     if (changes) {
       check(params.some((x) => x.in === 'header' && x.name === 'If-Match'), `${method} ${p} takes If-Match`);
       check(Array.isArray(op.security) && op.security.some((s) => 'bearerAuth' in s), `${method} ${p} names the bearer scheme`);
