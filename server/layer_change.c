@@ -3,8 +3,11 @@
  */
 #include <errno.h>
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "layer_change.h"
+#include "store_calibration.h"
 
 static struct bnd_change *change_of(struct bnd_commit_job *job)
 {
@@ -28,9 +31,72 @@ static int change_write(struct bnd_commit_job *job, void *store)
 	case BND_CHANGE_DELETE:
 		/* A layer's id never changes once its insert is committed. */
 		return bnd_store_delete(store, ch->layer->snap->id);
+	case BND_CHANGE_CAL_PUT:
+		return bnd_store_calibration_put(store, ch->layer_id, ch->cal, ch->at_ms);
+	case BND_CHANGE_CAL_DELETE:
+		return bnd_store_calibration_delete(store, ch->layer_id);
+	case BND_CHANGE_CAL_COMMIT:
+		return bnd_store_calibration_commit(store, ch->next);
 	case BND_CHANGE_NONE:
 		break;
 	}
+	return 0;
+}
+
+static void cal_free(struct bn_calibration *c)
+{
+	if (c) {
+		bn_calibration_finish(c);
+		free(c);
+	}
+}
+
+/* A new copy of c; NULL when out of memory. */
+static struct bn_calibration *cal_copy(const struct bn_calibration *c)
+{
+	struct bn_calibration *d = malloc(sizeof(*d));
+	size_t n = c->num_features * sizeof(double);
+
+	if (!d || bn_calibration_init(d, c->num_features) < 0) {
+		free(d);
+		return NULL;
+	}
+	d->count = c->count;
+	d->batches = c->batches;
+	memcpy(d->mean, c->mean, n);
+	memcpy(d->m2, c->m2, n);
+	memcpy(d->batch_mean_sum, c->batch_mean_sum, n);
+	memcpy(d->batch_var_sum, c->batch_var_sum, n);
+	return d;
+}
+
+static bool is_cal(enum bnd_change_kind k)
+{
+	return k == BND_CHANGE_CAL_PUT || k == BND_CHANGE_CAL_DELETE || k == BND_CHANGE_CAL_COMMIT;
+}
+
+/* Drop l's pending calibration: what the store has is the newest again. */
+static void cal_clear(struct bnd_layer *l)
+{
+	cal_free(l->cal);
+	l->cal = NULL;
+	l->cal_pending = false;
+}
+
+int bnd_layer_calibration(struct bnd_store *s, struct bnd_layer *l, int64_t id, size_t num_features,
+		struct bn_calibration *ret)
+{
+	struct bn_calibration *c;
+
+	if (!l->cal_pending)
+		return bnd_store_calibration_get(s, id, num_features, ret, NULL);
+	if (!l->cal)
+		return -ENOENT;
+	c = cal_copy(l->cal);
+	if (!c)
+		return -ENOMEM;
+	*ret = *c;
+	free(c);
 	return 0;
 }
 
@@ -45,6 +111,7 @@ static void committed(struct bnd_change *ch, bool *remove)
 		break;
 	case BND_CHANGE_UPDATE:
 	case BND_CHANGE_TRAIN:
+	case BND_CHANGE_CAL_COMMIT:
 		atomic_fetch_add(&ch->next->refs, 1);
 		bnd_layer_publish(l, ch->next);
 		if (ch->kind == BND_CHANGE_TRAIN)
@@ -54,9 +121,13 @@ static void committed(struct bnd_change *ch, bool *remove)
 		atomic_store(&l->deleted, true);
 		*remove = true;
 		break;
+	case BND_CHANGE_CAL_PUT:
+	case BND_CHANGE_CAL_DELETE:
 	case BND_CHANGE_NONE:
 		break;
 	}
+	if (is_cal(ch->kind) && l->cal_pending && l->cal_seq == ch->cal_seq)
+		cal_clear(l);
 	if (ch->next && l->pending == ch->next) {
 		bnd_snapshot_unref(l->pending);
 		l->pending = NULL;
@@ -74,6 +145,7 @@ static void failed(struct bnd_change *ch, bool *remove)
 	bnd_snapshot_unref(l->pending);
 	l->pending = NULL;
 	l->pending_delete = false;
+	cal_clear(l);
 	/* A layer whose insert failed never existed. */
 	if (atomic_load(&l->creating)) {
 		atomic_store(&l->deleted, true);
@@ -106,6 +178,7 @@ static void change_done(struct bnd_commit_job *job, int rc)
 int bnd_change_submit(struct bnd_committer *c, struct bnd_registry *r, struct bnd_layer *l,
 		struct bnd_change *ch)
 {
+	struct bn_calibration *cal = NULL;
 	int rc;
 
 	ch->job.write = change_write;
@@ -114,16 +187,29 @@ int bnd_change_submit(struct bnd_committer *c, struct bnd_registry *r, struct bn
 	ch->layer = l;
 	ch->epoch = l->epoch;
 	ch->rc = 0;
+	if (ch->kind == BND_CHANGE_CAL_PUT && !(cal = cal_copy(ch->cal))) {
+		bnd_snapshot_unref(ch->next);
+		ch->next = NULL;
+		ch->layer = NULL;
+		return -ENOMEM;
+	}
 	bnd_layer_ref(l);
 	rc = bnd_committer_submit(c, &ch->job);
 	if (rc < 0) {
+		cal_free(cal);
 		bnd_layer_unref(l);
 		bnd_snapshot_unref(ch->next);
 		ch->next = NULL;
 		ch->layer = NULL;
 		return rc;
 	}
-	if (ch->kind == BND_CHANGE_UPDATE || ch->kind == BND_CHANGE_TRAIN) {
+	if (is_cal(ch->kind)) {
+		cal_free(l->cal);
+		l->cal = cal;
+		l->cal_pending = true;
+		ch->cal_seq = ++l->cal_seq;
+	}
+	if (ch->kind == BND_CHANGE_UPDATE || ch->kind == BND_CHANGE_TRAIN || ch->kind == BND_CHANGE_CAL_COMMIT) {
 		atomic_fetch_add(&ch->next->refs, 1);
 		bnd_snapshot_unref(l->pending);
 		l->pending = ch->next;
@@ -135,7 +221,7 @@ int bnd_change_submit(struct bnd_committer *c, struct bnd_registry *r, struct bn
 
 bool bnd_layer_busy(const struct bnd_layer *l)
 {
-	return l->pending || l->pending_delete || atomic_load(&l->creating);
+	return l->pending || l->pending_delete || l->cal_pending || atomic_load(&l->creating);
 }
 
 struct bnd_snapshot *bnd_layer_base(struct bnd_layer *l)

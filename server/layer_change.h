@@ -30,6 +30,9 @@ enum bnd_change_kind {
 	BND_CHANGE_UPDATE, /* config or state: PATCH, PUT /state, reset */
 	BND_CHANGE_TRAIN,  /* a train step and its history entry */
 	BND_CHANGE_DELETE,
+	BND_CHANGE_CAL_PUT,    /* the layer's calibration after a posted batch */
+	BND_CHANGE_CAL_DELETE, /* close the calibration */
+	BND_CHANGE_CAL_COMMIT, /* calibrated running stats (next) and the calibration closed */
 };
 
 struct bnd_change {
@@ -40,6 +43,10 @@ struct bnd_change {
 	struct bnd_snapshot *next;   /* INSERT, UPDATE, TRAIN: what is written and published (a reference) */
 	struct bnd_history_entry h;  /* TRAIN: its arrays stay the submitter's until woken */
 	int64_t keep, keep_bytes;    /* TRAIN: --history-limit and --history-bytes */
+	struct bn_calibration *cal;  /* CAL_PUT: what is written (the submitter's until woken) */
+	int64_t layer_id;            /* CAL_*: the layer's row */
+	int64_t at_ms;               /* CAL_PUT: when */
+	uint64_t cal_seq;            /* CAL_*: the layer's cal_seq once queued */
 	uint64_t epoch;              /* the layer's when computed */
 	int rc;                      /* the outcome, once woken: 0 committed, or a negative errno */
 	/* Called last, on the committer's thread; ch is the submitter's again. */
@@ -49,9 +56,11 @@ struct bnd_change {
 /*
  * Queue ch, filled but for the job, layer and epoch, as a change of l;
  * call with l's write_lock held (and l not creating, but for an INSERT).
- * UPDATE and TRAIN make ch->next l's pending snapshot, DELETE marks l
- * pending_delete. 0: ch->wake will be called. -EAGAIN (the commit queue is
- * full) or -ESHUTDOWN: nothing queued, l unchanged, and ch->next released.
+ * UPDATE, TRAIN and CAL_COMMIT make ch->next l's pending snapshot, DELETE
+ * marks l pending_delete; CAL_PUT makes a copy of ch->cal l's pending
+ * calibration, CAL_DELETE and CAL_COMMIT make it closed. 0: ch->wake will be called. -EAGAIN (the commit queue is
+ * full), -ESHUTDOWN or -ENOMEM: nothing queued, l unchanged, and ch->next
+ * released.
  */
 int bnd_change_submit(struct bnd_committer *c, struct bnd_registry *r, struct bnd_layer *l,
 		struct bnd_change *ch);
@@ -64,6 +73,15 @@ bool bnd_layer_busy(const struct bnd_layer *l);
  * else its committed one. Call with l's write_lock held.
  */
 struct bnd_snapshot *bnd_layer_base(struct bnd_layer *l);
+
+/*
+ * The calibration l's next change builds on, into *ret (the caller
+ * finishes it): a copy of the pending one, else the committed one read
+ * from the store. -ENOENT when there is none open, -EIO, -ENOMEM. Call
+ * with l's write_lock held.
+ */
+int bnd_layer_calibration(struct bnd_store *s, struct bnd_layer *l, int64_t id, size_t num_features,
+		struct bn_calibration *ret);
 
 /* The store functions as a struct bnd_commit_backend for the committer. */
 void bnd_store_backend(struct bnd_store *s, struct bnd_commit_backend *ret);

@@ -99,6 +99,10 @@ void bnd_layer_unref(struct bnd_layer *l)
 		return;
 	bnd_snapshot_unref(l->snap);
 	bnd_snapshot_unref(l->pending);
+	if (l->cal) {
+		bn_calibration_finish(l->cal);
+		free(l->cal);
+	}
 	pthread_mutex_destroy(&l->write_lock);
 	pthread_mutex_destroy(&l->snap_lock);
 	free(l);

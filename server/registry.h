@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "bn/batchnorm.h"
+#include "bn/stats.h"
 
 #define BND_NAME_MAX 128
 #define BND_ETAG_MAX 48
@@ -48,6 +49,15 @@ struct bnd_layer {
 	struct bnd_snapshot *pending; /* the newest change queued, not committed yet; NULL: none */
 	bool pending_delete;        /* a DELETE is queued */
 	uint64_t epoch;             /* bumped when a failed commit drops the pending chain */
+	/*
+	 * The open calibration as the queued calibration changes leave it
+	 * (layer_change.h): cal_pending set while one is queued, and then cal
+	 * is what it makes (NULL: it closes the calibration); cal_seq names
+	 * the newest, so its commit knows it is still the pending one.
+	 */
+	bool cal_pending;
+	struct bn_calibration *cal;
+	uint64_t cal_seq;
 	atomic_uint_fast64_t train_steps; /* since the process started, for /metrics */
 	char name[BND_NAME_MAX + 1];
 };
