@@ -146,6 +146,15 @@ int bnd_request_defer(struct bnd_request *req, struct bnd_response *res, struct 
 		int (*answer)(struct bnd_request *req, struct bnd_response *res, void *ctx, int rc), void *ctx);
 
 /*
+ * The same for the changes of several layers committed as one (an
+ * import): g filled as bnd_change_group_submit() wants it, every member's
+ * write_lock held. On error nothing is queued and every member's next is
+ * released.
+ */
+int bnd_request_defer_group(struct bnd_request *req, struct bnd_response *res, struct bnd_change_group *g,
+		int (*answer)(struct bnd_request *req, struct bnd_response *res, void *ctx, int rc), void *ctx);
+
+/*
  * The 503 for a change whose commit failed (rc from an answer callback):
  * what names the change ("the train step"). Returns rc.
  */

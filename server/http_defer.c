@@ -41,7 +41,9 @@ void bnd_defer_init(struct conn_state *cs)
 	cs->req.change = &cs->change;
 }
 
-int bnd_request_defer(struct bnd_request *req, struct bnd_response *res, struct bnd_layer *l,
+/* Queue l's change (g NULL) or the group g, and defer the answer. */
+static int defer(struct bnd_request *req, struct bnd_response *res, struct bnd_layer *l,
+		struct bnd_change_group *g,
 		int (*answer)(struct bnd_request *req, struct bnd_response *res, void *ctx, int rc), void *ctx)
 {
 	struct conn_state *cs = (struct conn_state *)req;
@@ -50,17 +52,36 @@ int bnd_request_defer(struct bnd_request *req, struct bnd_response *res, struct 
 	req->answer = answer;
 	req->answer_ctx = ctx;
 	cs->deferred = true;
-	rc = bnd_change_submit(req->d->committer, &req->d->registry, l, req->change);
+	if (g) {
+		g->lead = req->change;
+		rc = bnd_change_group_submit(req->d->committer, &req->d->registry, g);
+	} else {
+		rc = bnd_change_submit(req->d->committer, &req->d->registry, l, req->change);
+	}
 	if (rc == 0)
 		return BND_DEFERRED;
 	cs->deferred = false;
 	req->answer = NULL;
 	req->answer_ctx = NULL;
+	if (rc == -ENOMEM)
+		return bnd_fail(res, rc, NULL, "out of memory; nothing was changed");
 	res->retry_after = 1;
 	if (rc == -EAGAIN)
 		return bnd_fail(res, rc, NULL, "%zu changes are already waiting for the store, the limit "
 			"(--commit-queue); nothing was changed, retry shortly", req->d->opt.commit_queue);
 	return bnd_fail(res, rc, NULL, "the server is shutting down; nothing was changed");
+}
+
+int bnd_request_defer(struct bnd_request *req, struct bnd_response *res, struct bnd_layer *l,
+		int (*answer)(struct bnd_request *req, struct bnd_response *res, void *ctx, int rc), void *ctx)
+{
+	return defer(req, res, l, NULL, answer, ctx);
+}
+
+int bnd_request_defer_group(struct bnd_request *req, struct bnd_response *res, struct bnd_change_group *g,
+		int (*answer)(struct bnd_request *req, struct bnd_response *res, void *ctx, int rc), void *ctx)
+{
+	return defer(req, res, NULL, g, answer, ctx);
 }
 
 int bnd_fail_commit(struct bnd_response *res, int rc, const char *what)

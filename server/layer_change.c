@@ -153,9 +153,9 @@ static void failed(struct bnd_change *ch, bool *remove)
 	}
 }
 
-static void change_done(struct bnd_commit_job *job, int rc)
+/* What the commit's outcome does to ch's layer; ch's references are released. */
+static void settle(struct bnd_change *ch, int rc)
 {
-	struct bnd_change *ch = change_of(job);
 	struct bnd_layer *l = ch->layer;
 	bool remove = false;
 
@@ -171,6 +171,13 @@ static void change_done(struct bnd_commit_job *job, int rc)
 	ch->next = NULL;
 	ch->layer = NULL;
 	bnd_layer_unref(l);
+}
+
+static void change_done(struct bnd_commit_job *job, int rc)
+{
+	struct bnd_change *ch = change_of(job);
+
+	settle(ch, rc);
 	ch->rc = rc;
 	ch->wake(ch);
 }
@@ -217,6 +224,66 @@ int bnd_change_submit(struct bnd_committer *c, struct bnd_registry *r, struct bn
 		l->pending_delete = true;
 	}
 	return 0;
+}
+
+static struct bnd_change_group *group_of(struct bnd_commit_job *job)
+{
+	return (struct bnd_change_group *)((char *)job - offsetof(struct bnd_change_group, job));
+}
+
+static int group_write(struct bnd_commit_job *job, void *store)
+{
+	struct bnd_change_group *g = group_of(job);
+	int rc = 0;
+
+	/* All or none: a member computed from a dropped chain cancels the group before any write. */
+	for (size_t i = 0; i < g->n; i++)
+		if (g->member[i].epoch != g->member[i].layer->epoch)
+			return -ECANCELED;
+	for (size_t i = 0; i < g->n && rc == 0; i++)
+		rc = change_write(&g->member[i].job, store);
+	return rc == -ECANCELED ? -EIO : rc;
+}
+
+static void group_done(struct bnd_commit_job *job, int rc)
+{
+	struct bnd_change_group *g = group_of(job);
+
+	for (size_t i = 0; i < g->n; i++)
+		settle(&g->member[i], rc);
+	g->lead->rc = rc;
+	g->lead->wake(g->lead);
+}
+
+int bnd_change_group_submit(struct bnd_committer *c, struct bnd_registry *r, struct bnd_change_group *g)
+{
+	int rc;
+
+	g->job.write = group_write;
+	g->job.done = group_done;
+	for (size_t i = 0; i < g->n; i++) {
+		struct bnd_change *m = &g->member[i];
+
+		m->registry = r;
+		m->epoch = m->layer->epoch;
+		m->rc = 0;
+		bnd_layer_ref(m->layer);
+	}
+	rc = bnd_committer_submit(c, &g->job);
+	for (size_t i = 0; i < g->n; i++) {
+		struct bnd_change *m = &g->member[i];
+
+		if (rc < 0) {
+			bnd_layer_unref(m->layer);
+			bnd_snapshot_unref(m->next);
+			m->next = NULL;
+		} else if (m->kind == BND_CHANGE_UPDATE) {
+			atomic_fetch_add(&m->next->refs, 1);
+			bnd_snapshot_unref(m->layer->pending);
+			m->layer->pending = m->next;
+		}
+	}
+	return rc;
 }
 
 bool bnd_layer_busy(const struct bnd_layer *l)

@@ -65,6 +65,28 @@ struct bnd_change {
 int bnd_change_submit(struct bnd_committer *c, struct bnd_registry *r, struct bnd_layer *l,
 		struct bnd_change *ch);
 
+/*
+ * The changes of several layers committed as one job: all of them or
+ * none (an import). Each member is an INSERT (its layer in the registry
+ * with creating set) or an UPDATE, with kind, layer and next filled, and
+ * its layer's write_lock held while it is submitted. Once committed or
+ * failed, each member is settled as a single change would be, and then
+ * lead (its rc set) is woken. A member computed from a dropped chain
+ * cancels the whole group before anything is written.
+ */
+struct bnd_change_group {
+	struct bnd_commit_job job;   /* first */
+	struct bnd_change *member;
+	size_t n;
+	struct bnd_change *lead;     /* woken last; its layer and next are unused */
+};
+
+/*
+ * Queue g. 0: g->lead->wake will be called. -EAGAIN, -ESHUTDOWN: nothing
+ * queued, no layer changed, every member's next released.
+ */
+int bnd_change_group_submit(struct bnd_committer *c, struct bnd_registry *r, struct bnd_change_group *g);
+
 /* Whether l has anything queued (call with its write_lock held). */
 bool bnd_layer_busy(const struct bnd_layer *l);
 
