@@ -87,20 +87,6 @@ int64_t bnd_store_history_entry_bytes(const struct bnd_history_entry *h);
 int bnd_store_train(struct bnd_store *s, const struct bnd_snapshot *snap,
 		const struct bnd_history_entry *h, int64_t keep, int64_t keep_bytes);
 
-/* One layer of an import: a new row (insert, id set on success) or an update of snap->id. */
-struct bnd_store_import_row {
-	const char *name;
-	struct bnd_snapshot *snap;
-	bool insert;
-};
-
-/*
- * In the open transaction: write every row, inserts setting their ids.
- * -EIO (logged) or -ENOMEM: the transaction must be rolled back (ids set
- * on inserted rows before the failure are then meaningless).
- */
-int bnd_store_import(struct bnd_store *s, struct bnd_store_import_row *rows, size_t n);
-
 /* In the open transaction: delete a layer and its history. -EIO. */
 int bnd_store_delete(struct bnd_store *s, int64_t id);
 
