@@ -219,9 +219,12 @@ static void test_train_then_commit(void)
 #define IMPORT "{\"state_dict\": {\"a.running_mean\": [0.25, 0.5], \"a.running_var\": [2.0, 3.0], " \
 	"\"b.running_mean\": [1.0, 2.0], \"b.running_var\": [4.0, 5.0]}, \"mode\": \"replace\"}"
 
+#define IMPORT_A "{\"state_dict\": {\"a.running_mean\": [0.25, 0.5], \"a.running_var\": [2.0, 3.0]}, " \
+	"\"mode\": \"update\"}"
+
 static void test_import(void)
 {
-	static struct call im;
+	static struct call im, stale;
 	struct it_snapshot before, after;
 	struct it_response r;
 	char ifm[300];
@@ -266,17 +269,29 @@ static void test_import(void)
 	touch(hold_path, "");
 	start(&im, "POST", "/v1/layers/im.a/train", BATCH);
 	wait_queue(1);
-	{
-		const char *headers[] = { ifm, NULL };
-
-		it_request(&d, "POST", "/v1/import?prefix=im.", headers, IMPORT, strlen(IMPORT), &r);
-		it_check_problem(&r, 412, "precondition_failed", "an import with the committed ETag behind a queued step");
-		it_response_finish(&r);
-	}
+	stale.header = ifm;
+	start(&stale, "POST", "/v1/import?prefix=im.", IMPORT_A);
+	/* Refused at once; an import judged against the committed state would wait for the held commit. */
+	for (int i = 0; i < 200 && !atomic_load(&stale.done); i++)
+		sleep_ms(50);
+	CHECKF(atomic_load(&stale.done), "an import with the committed ETag behind a queued step was not refused");
 	unlink(hold_path);
 	join(&im, 200, "the train step the import was judged against");
 	finish(&im);
-	ok("GET", "/v1/layers/im.b", NULL, 404);
+	join(&stale, 412, "an import with the committed ETag behind a queued step");
+	CHECKF(strstr(stale.answer, "im.a is at ETag"), "the 412 is not about im.a's ETag: %.300s", stale.answer);
+	finish(&stale);
+	/* With the ETag the step answered, the same import goes through. */
+	{
+		const char *headers[] = { ifm, NULL };
+
+		it_call(&d, "GET", "/v1/layers/im.a", NULL, &r);
+		snprintf(ifm, sizeof(ifm), "If-Match: %s", r.etag);
+		it_response_finish(&r);
+		it_request(&d, "POST", "/v1/import?prefix=im.", headers, IMPORT_A, strlen(IMPORT_A), &r);
+		CHECKF(r.status == 200, "an import with the current ETag: %ld %.300s", r.status, r.body);
+		it_response_finish(&r);
+	}
 	it_snapshot_finish(&before);
 }
 
