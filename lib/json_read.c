@@ -274,6 +274,32 @@ static bool starts_with(const struct scanner *P, const char *word)
 	return (size_t)(P->end - P->p) >= n && memcmp(P->p, word, n) == 0;
 }
 
+static bool is_number_char(char c)
+{
+	return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
+}
+
+/*
+ * The common case in one pass: a well-formed number in float32's range,
+ * handed on. False leaves P->p alone for scan_scalar to judge the token
+ * whole, so what is refused, and the words that say why, do not change.
+ */
+static bool scan_number(struct scanner *P)
+{
+	const char *tok = P->p;
+	struct bn_json_number num;
+	size_t used;
+	float f;
+
+	if (bn_float_parse_prefix(tok, (size_t)(P->end - tok), &f, &used, NULL) < 0 ||
+	    (tok + used < P->end && is_number_char(tok[used])))
+		return false;
+	P->p = tok + used;
+	num = (struct bn_json_number){ .text = tok, .len = used, .f = f };
+	P->ev->value(P->ctx, BN_JSON_NUMBER, &num);
+	return true;
+}
+
 /* A scalar that is not a string: a number, true, false or null. */
 static int scan_scalar(struct scanner *P)
 {
@@ -285,6 +311,8 @@ static int scan_scalar(struct scanner *P)
 	float f = 0;
 	int r;
 
+	if (((*tok >= '0' && *tok <= '9') || *tok == '-') && scan_number(P))
+		return 0;
 	for (size_t i = 0; *tok >= 'a' && i < sizeof(words) / sizeof(words[0]); i++) {
 		if (starts_with(P, words[i].word)) {
 			P->p += strlen(words[i].word);
@@ -296,8 +324,7 @@ static int scan_scalar(struct scanner *P)
 			|| starts_with(P, "Infinity") || starts_with(P, "-Infinity")))
 		return syntax_msg(P, (size_t)(P->p - P->start), "NaN and Infinity are not JSON; "
 				"a tensor holds finite numbers only");
-	while (P->p < P->end && ((*P->p >= '0' && *P->p <= '9') || *P->p == '-' || *P->p == '+'
-			|| *P->p == '.' || *P->p == 'e' || *P->p == 'E'))
+	while (P->p < P->end && is_number_char(*P->p))
 		P->p++;
 	if (P->p == tok)
 		return syntax(P, "a value");

@@ -33,4 +33,15 @@ size_t bn_float_format(float v, char out[BN_FLOAT_STR_MAX]);
  */
 int bn_float_parse(const char *s, size_t len, float *ret, struct bn_error *err);
 
+/*
+ * Parse the longest JSON number at the start of s[0..len), in one pass, into
+ * a correctly rounded float32 (the same value bn_float_parse gives for that
+ * text) and its length in *ret_used; what follows it is the caller's to
+ * judge ("1.5]" reads 1.5 and uses 3 bytes, "1." reads 1 and uses 1).
+ * -EBADMSG when s does not start with a JSON number, -EINVAL when it is
+ * beyond float32. *ret and *ret_used are written only on success.
+ */
+int bn_float_parse_prefix(const char *s, size_t len, float *ret, size_t *ret_used,
+		struct bn_error *err);
+
 #endif
