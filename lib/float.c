@@ -208,39 +208,92 @@ static void shortest(uint32_t c, int q, uint64_t *ret_d, int *ret_e)
 	*ret_e = k;
 }
 
+static const uint64_t pow10_count[] = {
+	1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000,
+};
+
 static const char digit_pairs[] =
 	"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
 	"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
 	"8081828384858687888990919293949596979899";
 
-/* Write the digits of d (at most 10) into out; return how many. */
-static int write_digits(uint64_t d, char *out)
+/* How many digits d (below 10^10) has. */
+static int digit_count(uint64_t d)
 {
-	char tmp[20];
-	int n = 20;
+	int n = 1;
 
+	while (n < 10 && d >= pow10_count[n])
+		n++;
+	return n;
+}
+
+/* Write the digits of d backwards so that the last one ends just before end. */
+static void put_digits(char *end, uint64_t d)
+{
 	while (d >= 100) {
-		unsigned r = (unsigned)(d % 100);
-		d /= 100;
-		n -= 2;
-		memcpy(tmp + n, digit_pairs + 2 * r, 2);
+		uint64_t q = d / 100;
+
+		end -= 2;
+		memcpy(end, digit_pairs + 2 * (d - q * 100), 2);
+		d = q;
 	}
-	if (d >= 10) {
-		n -= 2;
-		memcpy(tmp + n, digit_pairs + 2 * d, 2);
-	} else {
-		tmp[--n] = (char)('0' + d);
+	if (d >= 10)
+		memcpy(end - 2, digit_pairs + 2 * d, 2);
+	else
+		end[-1] = (char)('0' + d);
+}
+
+/*
+ * Lay out the n digits of d with exp10 the exponent of the first, as
+ * Python's repr does, at p; returns the end. The digits are written once,
+ * straight to where they end up, save that a point inside them moves the
+ * digits before it one place left (at most 16, usually one).
+ */
+static char *layout(char *p, uint64_t d, int n, int exp10)
+{
+	if (exp10 >= 16 || exp10 < -4) {
+		/* Scientific as Python's repr writes it: 1e-05, 1.5e+38. */
+		put_digits(p + 1 + n, d);
+		p[0] = p[1];
+		if (n > 1) {
+			p[1] = '.';
+			p += n + 1;
+		} else {
+			p++;
+		}
+		*p++ = 'e';
+		*p++ = exp10 < 0 ? '-' : '+';
+		if (exp10 < 0)
+			exp10 = -exp10;
+		memcpy(p, digit_pairs + 2 * exp10, 2);
+		return p + 2;
 	}
-	memcpy(out, tmp + n, (size_t)(20 - n));
-	return 20 - n;
+	if (exp10 < 0) {
+		memcpy(p, "0.000000", 8); /* "0." and up to three zeros; the digits overwrite the rest */
+		p += 1 - exp10;
+		put_digits(p + n, d);
+		return p + n;
+	}
+	if (n <= exp10 + 1) {
+		put_digits(p + n, d);
+		p += n;
+		memset(p, '0', (size_t)(exp10 + 1 - n));
+		p += exp10 + 1 - n;
+		memcpy(p, ".0", 2);
+		return p + 2;
+	}
+	put_digits(p + 1 + n, d);
+	for (int i = 0; i <= exp10; i++)
+		p[i] = p[i + 1];
+	p[exp10 + 1] = '.';
+	return p + n + 1;
 }
 
 size_t bn_float_format(float v, char out[BN_FLOAT_STR_MAX])
 {
-	char dig[16];
 	uint32_t bits, c;
 	uint64_t d;
-	int q, n, e, exp10;
+	int q, e, n;
 	char *p = out;
 
 	memcpy(&bits, &v, sizeof(bits));
@@ -267,42 +320,8 @@ size_t bn_float_format(float v, char out[BN_FLOAT_STR_MAX])
 		q = Q_MIN;
 	}
 	shortest(c, q, &d, &e);
-	n = write_digits(d, dig);
-	exp10 = e + n - 1; /* of the leading digit */
-
-	if (exp10 >= 16 || exp10 < -4) {
-		/* Scientific as Python's repr writes it: 1e-05, 1.5e+38. */
-		*p++ = dig[0];
-		if (n > 1) {
-			*p++ = '.';
-			memcpy(p, dig + 1, (size_t)n - 1);
-			p += n - 1;
-		}
-		*p++ = 'e';
-		*p++ = exp10 < 0 ? '-' : '+';
-		if (exp10 < 0)
-			exp10 = -exp10;
-		memcpy(p, digit_pairs + 2 * exp10, 2);
-		p += 2;
-	} else if (exp10 < 0) {
-		memcpy(p, "0.0000", (size_t)(1 - exp10));
-		p += 1 - exp10;
-		memcpy(p, dig, (size_t)n);
-		p += n;
-	} else if (n <= exp10 + 1) {
-		memcpy(p, dig, (size_t)n);
-		p += n;
-		memset(p, '0', (size_t)(exp10 + 1 - n));
-		p += exp10 + 1 - n;
-		memcpy(p, ".0", 2);
-		p += 2;
-	} else {
-		memcpy(p, dig, (size_t)exp10 + 1);
-		p += exp10 + 1;
-		*p++ = '.';
-		memcpy(p, dig + exp10 + 1, (size_t)(n - exp10 - 1));
-		p += n - exp10 - 1;
-	}
+	n = digit_count(d);
+	p = layout(p, d, n, e + n - 1); /* the exponent of the leading digit */
 	*p = '\0';
 	return (size_t)(p - out);
 }
@@ -380,44 +399,71 @@ static uint64_t load8(const char *p)
 	return v;
 }
 
-/* Whether the 8 bytes of v (first byte lowest) are all ASCII digits. */
-static bool eight_digits(uint64_t v)
+/*
+ * How many of the 8 bytes of v (first byte lowest) are ASCII digits before
+ * the first that is not one. A byte is a digit when its high nibble is 3
+ * and adding 6 leaves it so; an addition that carries out of a non-digit
+ * byte only disturbs the bytes after it, which are not counted.
+ */
+static unsigned leading_digits(uint64_t v)
 {
-	return ((v & 0xf0 * ONES) | ((v + 0x06 * ONES) & 0xf0 * ONES) >> 4) == 0x33 * ONES;
+	uint64_t m = ((v & 0xf0 * ONES) ^ 0x30 * ONES) | (((v + 0x06 * ONES) & 0xf0 * ONES) ^ 0x30 * ONES);
+
+	return m ? (unsigned)__builtin_ctzll(m) / 8 : 8;
 }
 
 /*
- * The value of eight digits, first byte lowest: pairs of digits into 16-bit
- * lanes, pairs of those into 32-bit lanes, then the two halves; no lane
- * carries into the next, as 10 * 9 + 9, 100 * 99 + 99 and 10^4 * 9999 + 9999
- * all fit their lanes.
+ * The value of the first n (1..8) digits of v. They are shifted to the top
+ * so the bytes after them fall out and zeros lead; then pairs of digits
+ * combine into 16-bit lanes, pairs of those into 32-bit lanes, then the two
+ * halves, and no lane carries into the next (10 * 9 + 9, 100 * 99 + 99 and
+ * 10^4 * 9999 + 9999 all fit). Subtracting '0' from a byte after the digits
+ * may borrow, but only from bytes after it, which are shifted out.
  */
-static uint64_t eight_value(uint64_t v)
+static uint64_t digits_value(uint64_t v, unsigned n)
 {
-	v -= 0x30 * ONES;
+	v = (v - 0x30 * ONES) << (8 * (8 - n));
 	v = (v * 10 + (v >> 8)) & UINT64_C(0x00ff00ff00ff00ff);
 	v = (v * 100 + (v >> 16)) & UINT64_C(0x0000ffff0000ffff);
 	return (v * 10000 + (v >> 32)) & 0xffffffff;
 }
 
-/* The end of the run of digits at p. */
-static const char *digits_end(const char *p, const char *end)
-{
-	while (end - p >= 8 && eight_digits(load8(p)))
-		p += 8;
-	while (p < end && is_digit(*p))
-		p++;
-	return p;
-}
+static const uint64_t pow10_u64[] = { 1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000 };
 
-/* w extended by the n digits at p (n + digits in w <= 19, so no overflow). */
-static uint64_t accumulate(uint64_t w, const char *p, size_t n)
+/*
+ * Append the digits at p to dec: into w while it has fewer than 19, each
+ * one after the point lowering exp10; past 19, one before the point raises
+ * exp10 and one after it is dropped. Up to eight at a time while eight
+ * bytes remain; one at a time near the 19th digit and the end of the text.
+ * Returns the end of the digits.
+ */
+static inline const char *digits(const char *p, const char *end, struct decimal *dec, bool frac)
 {
-	for (; n >= 8; n -= 8, p += 8)
-		w = w * 100000000 + eight_value(load8(p));
-	for (; n; n--)
-		w = w * 10 + (uint64_t)(*p++ - '0');
-	return w;
+	while (end - p >= 8) {
+		uint64_t v = load8(p);
+		unsigned n = leading_digits(v);
+
+		if (n == 0)
+			return p;
+		if (dec->ndig + (int)n > 19)
+			break;
+		dec->w = dec->w * pow10_u64[n] + digits_value(v, n);
+		dec->ndig += (int)n;
+		dec->exp10 -= frac ? n : 0;
+		p += n;
+		if (n < 8)
+			return p;
+	}
+	for (; p < end && is_digit(*p); p++) {
+		if (dec->ndig < 19) {
+			dec->w = dec->w * 10 + (uint64_t)(*p - '0');
+			dec->ndig++;
+			dec->exp10 -= frac;
+		} else {
+			dec->exp10 += !frac;
+		}
+	}
+	return p;
 }
 
 /*
@@ -426,58 +472,45 @@ static uint64_t accumulate(uint64_t w, const char *p, size_t n)
  * digits are kept: the rest only scale the value (in the integer part) or
  * are dropped (after the point), which the conversion's error check covers.
  */
-static const char *scan_decimal(const char *s, const char *end, struct decimal *dec)
+static inline const char *scan_decimal(const char *s, const char *end, struct decimal *ret)
 {
-	const char *p = s, *ip, *ie, *fp = NULL, *fe = NULL;
-	size_t take;
+	struct decimal d = { .neg = s < end && *s == '-' }, *dec = &d;
+	const char *p = s;
 	int64_t ex = 0;
 
-	*dec = (struct decimal){ .neg = p < end && *p == '-' };
 	p += dec->neg;
 	if (p == end || !is_digit(*p))
 		return NULL;
-	ip = p;
-	ie = *p == '0' ? p + 1 : digits_end(p, end);
-	p = ie;
-	if (*ip == '0')
-		ie = ip; /* a lone 0: no significant digit */
+	/* A lone 0 has no significant digit; any other integer part starts with one. */
+	p = *p == '0' ? p + 1 : digits(p, end, dec, false);
 	if (end - p >= 2 && *p == '.' && is_digit(p[1])) {
-		fp = p + 1;
-		fe = p = digits_end(fp, end);
+		p++;
+		if (!dec->w) {
+			/* Zeros after the point and before the first digit only scale. */
+			const char *z = p;
+
+			while (z < end && *z == '0')
+				z++;
+			dec->exp10 -= z - p;
+			p = z;
+		}
+		p = digits(p, end, dec, true);
 	}
 	if (end - p >= 2 && (*p == 'e' || *p == 'E')) {
-		const char *e = p + 1, *de;
+		const char *e = p + 1;
 		bool eneg = false;
 
 		if (e < end && (*e == '+' || *e == '-'))
 			eneg = *e++ == '-';
 		if (e < end && is_digit(*e)) {
-			de = digits_end(e, end);
-			for (; e < de && ex < 1000000; e++)
-				ex = ex * 10 + (*e - '0');
-			ex = eneg ? -ex : ex;
-			p = de;
+			for (; e < end && is_digit(*e); e++)
+				if (ex < 1000000)
+					ex = ex * 10 + (*e - '0');
+			dec->exp10 += eneg ? -ex : ex;
+			p = e;
 		}
 	}
-	take = (size_t)(ie - ip) < 19 ? (size_t)(ie - ip) : 19;
-	dec->w = accumulate(0, ip, take);
-	dec->ndig = (int)take;
-	dec->exp10 = (int64_t)(ie - ip) - (int64_t)take + ex;
-	if (fp) {
-		if (!dec->w) {
-			/* Zeros after the point and before the first digit only scale. */
-			const char *z = fp;
-
-			while (z < fe && *z == '0')
-				z++;
-			dec->exp10 -= z - fp;
-			fp = z;
-		}
-		take = (size_t)(fe - fp) < (size_t)(19 - dec->ndig) ? (size_t)(fe - fp) : (size_t)(19 - dec->ndig);
-		dec->w = accumulate(dec->w, fp, take);
-		dec->ndig += (int)take;
-		dec->exp10 -= (int64_t)take;
-	}
+	*ret = d;
 	return p;
 }
 

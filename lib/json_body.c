@@ -53,23 +53,29 @@ static const char *plural(size_t n)
 	return n == 1 ? "" : "s";
 }
 
+/* Grow the tensor's values geometrically, up to limit (above P->cap). */
+static bool store_grow(struct parser *P, size_t limit)
+{
+	size_t cap = P->cap ? P->cap * 2 : 1024;
+	float *d;
+
+	if (cap > limit)
+		cap = limit;
+	d = realloc(P->data, cap * sizeof(*d));
+	if (!d) {
+		fail(P, -ENOMEM, BN_E_NO_MEMORY, "out of memory for %zu values", cap);
+		return false;
+	}
+	P->data = d;
+	P->cap = cap;
+	return true;
+}
+
 /* Append f to the tensor's values, growing geometrically up to limit. */
 static bool store(struct parser *P, float f, size_t limit)
 {
-	if (P->count == P->cap) {
-		size_t cap = P->cap ? P->cap * 2 : 1024;
-		float *d;
-
-		if (cap > limit)
-			cap = limit;
-		d = realloc(P->data, cap * sizeof(*d));
-		if (!d) {
-			fail(P, -ENOMEM, BN_E_NO_MEMORY, "out of memory for %zu values", cap);
-			return false;
-		}
-		P->data = d;
-		P->cap = cap;
-	}
+	if (P->count == P->cap && !store_grow(P, limit))
+		return false;
 	P->data[P->count++] = f;
 	return true;
 }
@@ -376,8 +382,47 @@ static void body_close(void *ctx)
 	}
 }
 
+/*
+ * Room for a run of numbers where nest_value and data_value would store
+ * each one without a word to say: in a nested array at the level that holds
+ * numbers, or in data before its shape's count or the cap. Anywhere else
+ * (the first number, which sets the rank, a shape, an error) there is none.
+ */
+static float *body_sink(void *ctx, size_t *room)
+{
+	struct parser *P = ctx;
+	struct frame *fr;
+	size_t limit;
+
+	if (P->failed || !P->nframes)
+		return NULL;
+	fr = &P->frames[P->nframes - 1];
+	if (fr->role == R_NEST && P->rank && fr->level + 1 == P->rank)
+		limit = P->max;
+	else if (fr->role == R_DATA)
+		limit = P->have_shape ? P->product : P->max;
+	else
+		return NULL;
+	if (P->count >= limit)
+		return NULL;
+	if (P->count == P->cap && !store_grow(P, limit))
+		return NULL;
+	*room = (P->cap < limit ? P->cap : limit) - P->count;
+	return P->data + P->count;
+}
+
+static void body_done(void *ctx, size_t n)
+{
+	struct parser *P = ctx;
+
+	P->count += n;
+	P->frames[P->nframes - 1].n += n;
+}
+
 const struct bn_json_events bn_json_body_events = {
 	.value = body_value,
 	.key = body_key,
 	.close = body_close,
+	.sink = body_sink,
+	.done = body_done,
 };

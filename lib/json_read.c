@@ -346,6 +346,45 @@ static int scan_scalar(struct scanner *P)
 	return 0;
 }
 
+enum run { RUN_NONE, RUN_AFTER_VALUE, RUN_AT_VALUE };
+
+/*
+ * A run of numbers in an array, at P->p, straight into the caller's sink
+ * (bn_json_events.sink). Says where it stopped: RUN_NONE when it took
+ * nothing (the value is scan_value's), RUN_AFTER_VALUE after a number,
+ * RUN_AT_VALUE after a comma, where a value must start.
+ */
+static enum run number_run(struct scanner *P)
+{
+	enum run at = RUN_NONE;
+	size_t room = 0, n = 0, used;
+	float *out = P->ev->sink(P->ctx, &room);
+	const char *p = P->p;
+
+	if (!out)
+		room = 0;
+	while (n < room) {
+		if (bn_float_parse_prefix(p, (size_t)(P->end - p), &out[n], &used, NULL) < 0 ||
+		    (p + used < P->end && is_number_char(p[used])))
+			break;
+		n++;
+		P->p = p + used;
+		at = RUN_AFTER_VALUE;
+		skip_ws(P);
+		if (P->p == P->end || *P->p != ',')
+			break;
+		P->p++;
+		skip_ws(P);
+		at = RUN_AT_VALUE;
+		p = P->p;
+		if (p == P->end || !((*p >= '0' && *p <= '9') || *p == '-'))
+			break;
+	}
+	if (n)
+		P->ev->done(P->ctx, n);
+	return at;
+}
+
 /* A value starts at P->p (whitespace skipped). Containers are opened, not finished. */
 static int scan_value(struct scanner *P, bool *opened)
 {
@@ -390,6 +429,15 @@ static int parse(struct scanner *P)
 		/* Here a value must start. */
 		if (P->p == P->end)
 			return syntax(P, "a value");
+		if (P->ev->sink && P->depth && !top_is_object(P) &&
+		    ((*P->p >= '0' && *P->p <= '9') || *P->p == '-')) {
+			enum run at = number_run(P);
+
+			if (at == RUN_AT_VALUE)
+				continue;
+			if (at == RUN_AFTER_VALUE)
+				goto after_value;
+		}
 		r = scan_value(P, &opened);
 		if (r < 0)
 			return r;
@@ -402,6 +450,7 @@ static int parse(struct scanner *P)
 			else
 				goto next_value;
 		}
+after_value:
 		/* After a value: a comma, a close, or the end of the body. */
 		for (;;) {
 			skip_ws(P);
