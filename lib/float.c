@@ -217,14 +217,17 @@ static const char digit_pairs[] =
 	"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
 	"8081828384858687888990919293949596979899";
 
-/* How many digits d (below 10^10) has. */
+/* How many digits d (1 to 10^10 - 1) has: from its bit length, then one comparison. */
 static int digit_count(uint64_t d)
 {
-	int n = 1;
+	/* floor(log10(2^b)) + 1 for b = bit length - 1: the fewest digits a number that long has. */
+	static const unsigned char least[] = {
+		1, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 6, 6, 6,
+		7, 7, 7, 7, 8, 8, 8, 9, 9, 9, 10, 10, 10, 10,
+	};
+	int n = least[63 - __builtin_clzll(d)];
 
-	while (n < 10 && d >= pow10_count[n])
-		n++;
-	return n;
+	return n + (n < 10 && d >= pow10_count[n]);
 }
 
 /* Write the digits of d backwards so that the last one ends just before end. */
@@ -282,9 +285,14 @@ static char *layout(char *p, uint64_t d, int n, int exp10)
 		memcpy(p, ".0", 2);
 		return p + 2;
 	}
-	put_digits(p + 1 + n, d);
-	for (int i = 0; i <= exp10; i++)
-		p[i] = p[i + 1];
+	if (exp10 == 0) {
+		/* The usual case: one digit before the point. */
+		put_digits(p + 1 + n, d);
+		p[0] = p[1];
+	} else {
+		put_digits(p + n, d);
+		memmove(p + exp10 + 2, p + exp10 + 1, (size_t)(n - exp10 - 1));
+	}
 	p[exp10 + 1] = '.';
 	return p + n + 1;
 }
@@ -515,7 +523,7 @@ static inline const char *scan_decimal(const char *s, const char *end, struct de
 }
 
 /* dec as the correctly rounded float32; s[0..len) is its text, for the exact path and errors. */
-static int convert(const struct decimal *dec, const char *s, size_t len, float *ret, struct bn_error *err)
+static inline int convert(const struct decimal *dec, const char *s, size_t len, float *ret, struct bn_error *err)
 {
 	int64_t exp10 = dec->exp10;
 	double d;
