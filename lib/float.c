@@ -31,6 +31,7 @@
 #include <locale.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -54,6 +55,7 @@ struct pow10_entry {
 static struct pow10_entry pow10_inv[K_MAX - K_MIN + 1];
 static locale_t c_locale;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static atomic_bool init_done; /* set last by init: a plain load skips pthread_once after */
 
 /* A little-endian bignum just wide enough for 10^45 and 2^(62 + 150). */
 #define BIG_LIMBS 8
@@ -131,11 +133,13 @@ static void init(void)
 		}
 	}
 	c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+	atomic_store_explicit(&init_done, true, memory_order_release);
 }
 
 static void ensure_init(void)
 {
-	pthread_once(&init_once, init);
+	if (!atomic_load_explicit(&init_done, memory_order_acquire))
+		pthread_once(&init_once, init);
 }
 
 /* floor(q * log10(2)) and floor(q * log10(2) + log10(3/4)), exact for |q| < 1000. */
@@ -158,7 +162,8 @@ static uint64_t round_to_odd(uint64_t g, uint64_t cp)
 }
 
 /* The shortest decimal d * 10^e in the rounding interval of c * 2^q. */
-static void shortest(uint32_t c, int q, uint64_t *ret_d, int *ret_e)
+__attribute__((always_inline))
+static inline void shortest(uint32_t c, int q, uint64_t *ret_d, int *ret_e)
 {
 	const struct pow10_entry *t;
 	uint64_t cb = (uint64_t)c << 2, cbl, cbr = cb + 2;
@@ -230,20 +235,45 @@ static int digit_count(uint64_t d)
 	return n + (n < 10 && d >= pow10_count[n]);
 }
 
-/* Write the digits of d backwards so that the last one ends just before end. */
-static void put_digits(char *end, uint64_t d)
+/* Write the four digits of x (below 10^4, leading zeros kept) at p. */
+static inline void put4(char *p, uint32_t x)
 {
-	while (d >= 100) {
-		uint64_t q = d / 100;
+	uint32_t hi = (x * 5243) >> 19; /* x / 100, exact below 43699 */
+
+	memcpy(p, digit_pairs + 2 * hi, 2);
+	memcpy(p + 2, digit_pairs + 2 * (x - hi * 100), 2);
+}
+
+/*
+ * Write the n digits of d (below 10^9) so that the last one ends just
+ * before end: eight or nine as two groups of four and a leading digit,
+ * fewer a pair at a time. Nothing is written before the first digit's place.
+ */
+__attribute__((always_inline))
+static inline void put_digits(char *end, uint64_t d, int n)
+{
+	uint32_t x = (uint32_t)d;
+
+	if (n >= 8) {
+		uint32_t lo = x % 100000000;
+
+		put4(end - 4, lo % 10000);
+		put4(end - 8, lo / 10000);
+		if (n == 9)
+			end[-9] = (char)('0' + x / 100000000);
+		return;
+	}
+	while (x >= 100) {
+		uint32_t q = x / 100;
 
 		end -= 2;
-		memcpy(end, digit_pairs + 2 * (d - q * 100), 2);
-		d = q;
+		memcpy(end, digit_pairs + 2 * (x - q * 100), 2);
+		x = q;
 	}
-	if (d >= 10)
-		memcpy(end - 2, digit_pairs + 2 * d, 2);
+	if (x >= 10)
+		memcpy(end - 2, digit_pairs + 2 * x, 2);
 	else
-		end[-1] = (char)('0' + d);
+		end[-1] = (char)('0' + x);
 }
 
 /*
@@ -252,11 +282,12 @@ static void put_digits(char *end, uint64_t d)
  * straight to where they end up, save that a point inside them moves the
  * digits before it one place left (at most 16, usually one).
  */
-static char *layout(char *p, uint64_t d, int n, int exp10)
+__attribute__((always_inline))
+static inline char *layout(char *p, uint64_t d, int n, int exp10)
 {
 	if (exp10 >= 16 || exp10 < -4) {
 		/* Scientific as Python's repr writes it: 1e-05, 1.5e+38. */
-		put_digits(p + 1 + n, d);
+		put_digits(p + 1 + n, d, n);
 		p[0] = p[1];
 		if (n > 1) {
 			p[1] = '.';
@@ -274,11 +305,11 @@ static char *layout(char *p, uint64_t d, int n, int exp10)
 	if (exp10 < 0) {
 		memcpy(p, "0.000000", 8); /* "0." and up to three zeros; the digits overwrite the rest */
 		p += 1 - exp10;
-		put_digits(p + n, d);
+		put_digits(p + n, d, n);
 		return p + n;
 	}
 	if (n <= exp10 + 1) {
-		put_digits(p + n, d);
+		put_digits(p + n, d, n);
 		p += n;
 		memset(p, '0', (size_t)(exp10 + 1 - n));
 		p += exp10 + 1 - n;
@@ -287,17 +318,18 @@ static char *layout(char *p, uint64_t d, int n, int exp10)
 	}
 	if (exp10 == 0) {
 		/* The usual case: one digit before the point. */
-		put_digits(p + 1 + n, d);
+		put_digits(p + 1 + n, d, n);
 		p[0] = p[1];
 	} else {
-		put_digits(p + n, d);
+		put_digits(p + n, d, n);
 		memmove(p + exp10 + 2, p + exp10 + 1, (size_t)(n - exp10 - 1));
 	}
 	p[exp10 + 1] = '.';
 	return p + n + 1;
 }
 
-size_t bn_float_format(float v, char out[BN_FLOAT_STR_MAX])
+__attribute__((always_inline))
+static inline size_t format(float v, char *out)
 {
 	uint32_t bits, c;
 	uint64_t d;
@@ -332,6 +364,24 @@ size_t bn_float_format(float v, char out[BN_FLOAT_STR_MAX])
 	p = layout(p, d, n, e + n - 1); /* the exponent of the leading digit */
 	*p = '\0';
 	return (size_t)(p - out);
+}
+
+size_t bn_float_format(float v, char out[BN_FLOAT_STR_MAX])
+{
+	return format(v, out);
+}
+
+char *bn_float_format_list(char *out, const float *v, size_t n, bool first)
+{
+	ensure_init();
+	for (size_t i = 0; i < n; i++) {
+		if (i || !first) {
+			memcpy(out, ", ", 2);
+			out += 2;
+		}
+		out += format(v[i], out);
+	}
+	return out;
 }
 
 /* Powers of ten as doubles: exact up to 1e22, correctly rounded above. */
@@ -445,6 +495,7 @@ static const uint64_t pow10_u64[] = { 1, 10, 100, 1000, 10000, 100000, 1000000, 
  * bytes remain; one at a time near the 19th digit and the end of the text.
  * Returns the end of the digits.
  */
+__attribute__((always_inline))
 static inline const char *digits(const char *p, const char *end, struct decimal *dec, bool frac)
 {
 	while (end - p >= 8) {
@@ -480,6 +531,7 @@ static inline const char *digits(const char *p, const char *end, struct decimal 
  * digits are kept: the rest only scale the value (in the integer part) or
  * are dropped (after the point), which the conversion's error check covers.
  */
+__attribute__((always_inline))
 static inline const char *scan_decimal(const char *s, const char *end, struct decimal *ret)
 {
 	struct decimal d = { .neg = s < end && *s == '-' }, *dec = &d;
@@ -490,7 +542,14 @@ static inline const char *scan_decimal(const char *s, const char *end, struct de
 	if (p == end || !is_digit(*p))
 		return NULL;
 	/* A lone 0 has no significant digit; any other integer part starts with one. */
-	p = *p == '0' ? p + 1 : digits(p, end, dec, false);
+	if (*p == '0') {
+		p++;
+	} else if (end - p < 2 || !is_digit(p[1])) {
+		dec->w = (uint64_t)(*p++ - '0'); /* the usual single digit, without the wide load */
+		dec->ndig = 1;
+	} else {
+		p = digits(p, end, dec, false);
+	}
 	if (end - p >= 2 && *p == '.' && is_digit(p[1])) {
 		p++;
 		if (!dec->w) {
@@ -523,6 +582,7 @@ static inline const char *scan_decimal(const char *s, const char *end, struct de
 }
 
 /* dec as the correctly rounded float32; s[0..len) is its text, for the exact path and errors. */
+__attribute__((always_inline))
 static inline int convert(const struct decimal *dec, const char *s, size_t len, float *ret, struct bn_error *err)
 {
 	int64_t exp10 = dec->exp10;

@@ -274,9 +274,15 @@ static bool starts_with(const struct scanner *P, const char *word)
 	return (size_t)(P->end - P->p) >= n && memcmp(P->p, word, n) == 0;
 }
 
+/* The bytes a number token runs over: digits, - + . e E. */
+static const bool number_chars[256] = {
+	['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+	['8'] = 1, ['9'] = 1, ['-'] = 1, ['+'] = 1, ['.'] = 1, ['e'] = 1, ['E'] = 1,
+};
+
 static bool is_number_char(char c)
 {
-	return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
+	return number_chars[(unsigned char)c];
 }
 
 /*
@@ -368,17 +374,23 @@ static enum run number_run(struct scanner *P)
 		    (p + used < P->end && is_number_char(p[used])))
 			break;
 		n++;
-		P->p = p + used;
-		at = RUN_AFTER_VALUE;
-		skip_ws(P);
-		if (P->p == P->end || *P->p != ',')
-			break;
-		P->p++;
-		skip_ws(P);
+		p += used;
+		/* ", " as json.dumps writes it, then any other whitespace. */
+		if (P->end - p >= 2 && p[0] == ',' && p[1] == ' ' && p + 2 < P->end && p[2] > ' ') {
+			p += 2;
+		} else {
+			P->p = p;
+			at = RUN_AFTER_VALUE;
+			skip_ws(P);
+			if (P->p == P->end || *P->p != ',')
+				break;
+			P->p++;
+			skip_ws(P);
+			p = P->p;
+		}
+		/* What follows is the next number, or else not taken (parsing it fails). */
+		P->p = p;
 		at = RUN_AT_VALUE;
-		p = P->p;
-		if (p == P->end || !((*p >= '0' && *p <= '9') || *p == '-'))
-			break;
 	}
 	if (n)
 		P->ev->done(P->ctx, n);

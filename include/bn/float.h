@@ -10,6 +10,7 @@
 #ifndef BN_FLOAT_H
 #define BN_FLOAT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "bn/error.h"
@@ -23,6 +24,15 @@
  * they are written as "NaN", "Infinity", "-Infinity" (not JSON).
  */
 size_t bn_float_format(float v, char out[BN_FLOAT_STR_MAX]);
+
+/*
+ * Write v[0..n) as bn_float_format does, separated by ", " (and preceded by
+ * one unless first), into out, which must hold n * BN_FLOAT_LIST_ROOM bytes;
+ * returns the end of what was written (not NUL-terminated). For a writer
+ * that reserves room for a run of values once rather than once per value.
+ */
+#define BN_FLOAT_LIST_ROOM (BN_FLOAT_STR_MAX + 2)
+char *bn_float_format_list(char *out, const float *v, size_t n, bool first);
 
 /*
  * Parse exactly s[0..len) as a JSON number into a correctly rounded float32.
