@@ -407,7 +407,8 @@ static float *body_sink(void *ctx, size_t *room)
 		return NULL;
 	if (P->count == P->cap && !store_grow(P, limit))
 		return NULL;
-	*room = (P->cap < limit ? P->cap : limit) - P->count;
+	/* store_grow grew the storage for this same limit, so room never passes it. */
+	*room = P->cap - P->count;
 	return P->data + P->count;
 }
 
