@@ -5,7 +5,9 @@
  * bn_json_body_events; this
  * file follows the few shapes a tensor body can take (the body object,
  * "input", nested arrays up to rank 5, or "shape" and "data") and stores
- * numbers straight into a growing float array. The first error is kept
+ * numbers straight into a growing float array (runs of them written there
+ * by the syntax layer itself, through body_sink). bn_json_input_parse, at
+ * the end, runs the two layers over a body. The first error is kept
  * and this layer then goes quiet, while the syntax layer runs on, so a
  * syntax error later in the body still wins. Details name the place, and
  * a value's path is built only when an error is reported.
@@ -427,3 +429,43 @@ const struct bn_json_events bn_json_body_events = {
 	.sink = body_sink,
 	.done = body_done,
 };
+
+int bn_json_input_parse(const char *body, size_t len, size_t max_elements,
+		struct bn_tensor *ret, enum bn_tensor_form *ret_form, struct bn_error *err)
+{
+	struct parser P = { .max = max_elements };
+	struct bn_error syntax_err;
+	size_t count = 1;
+	int r;
+
+	r = bn_json_scan(body, len, &bn_json_body_events, &P, &syntax_err);
+	if (r < 0)
+		P.sem_err = syntax_err;
+	else if (P.failed)
+		r = P.sem_r;
+	if (r == 0 && P.form == BN_FORM_NESTED) {
+		for (unsigned i = 0; i < P.rank; i++)
+			count *= P.shape[i];
+		/* Ragged rows were refused above, so this is a check of the reader itself. */
+		if (count != P.count) {
+			bn_error_set(&P.sem_err, BN_E_RAGGED, "input: ragged array");
+			r = -EINVAL;
+		}
+	}
+	if (r < 0) {
+		if (err)
+			*err = P.sem_err;
+		free(P.data);
+		return r;
+	}
+	if (P.cap > P.count) {
+		float *d = realloc(P.data, P.count * sizeof(float));
+
+		if (d)
+			P.data = d;
+	}
+	*ret = (struct bn_tensor){ .rank = P.rank, .count = P.count, .data = P.data };
+	memcpy(ret->shape, P.shape, sizeof(ret->shape));
+	*ret_form = P.form;
+	return 0;
+}

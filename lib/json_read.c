@@ -6,8 +6,11 @@
  * One loop over the bytes with an explicit stack, so nesting depth costs a
  * bit per level and never stack frames. It checks RFC 8259 grammar to the
  * last byte and passes each value, key and close to a semantic layer (for
- * tensors, json_body.c), which goes quiet after its first error while this
- * loop runs on: a syntax error anywhere wins, as the headers promise.
+ * tensors, json_body.c, which also holds bn_json_input_parse), which goes
+ * quiet after its first error while this loop runs on: a syntax error
+ * anywhere wins, as the headers promise. A run of numbers in an array goes
+ * straight into the semantic layer's storage when it offers some (the
+ * sink and done events), each number read in one pass.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -497,44 +500,4 @@ int bn_json_scan(const char *body, size_t len, const struct bn_json_events *ev, 
 	if (r < 0 && err)
 		*err = S.err;
 	return r;
-}
-
-int bn_json_input_parse(const char *body, size_t len, size_t max_elements,
-		struct bn_tensor *ret, enum bn_tensor_form *ret_form, struct bn_error *err)
-{
-	struct parser P = { .max = max_elements };
-	struct bn_error syntax_err;
-	size_t count = 1;
-	int r;
-
-	r = bn_json_scan(body, len, &bn_json_body_events, &P, &syntax_err);
-	if (r < 0)
-		P.sem_err = syntax_err;
-	else if (P.failed)
-		r = P.sem_r;
-	if (r == 0 && P.form == BN_FORM_NESTED) {
-		for (unsigned i = 0; i < P.rank; i++)
-			count *= P.shape[i];
-		/* Ragged rows were refused above, so this is a check of the reader itself. */
-		if (count != P.count) {
-			bn_error_set(&P.sem_err, BN_E_RAGGED, "input: ragged array");
-			r = -EINVAL;
-		}
-	}
-	if (r < 0) {
-		if (err)
-			*err = P.sem_err;
-		free(P.data);
-		return r;
-	}
-	if (P.cap > P.count) {
-		float *d = realloc(P.data, P.count * sizeof(float));
-
-		if (d)
-			P.data = d;
-	}
-	*ret = (struct bn_tensor){ .rank = P.rank, .count = P.count, .data = P.data };
-	memcpy(ret->shape, P.shape, sizeof(ret->shape));
-	*ret_form = P.form;
-	return 0;
 }
