@@ -359,40 +359,32 @@ enum run { RUN_NONE, RUN_AFTER_VALUE, RUN_AT_VALUE };
 
 /*
  * A run of numbers in an array, at P->p, straight into the caller's sink
- * (bn_json_events.sink). Says where it stopped: RUN_NONE when it took
- * nothing (the value is scan_value's), RUN_AFTER_VALUE after a number,
- * RUN_AT_VALUE after a comma, where a value must start.
+ * (bn_json_events.sink): bn_float_parse_run takes them while ", " separates
+ * them, and any other whitespace around a comma is stepped over here. Says
+ * where it stopped: RUN_NONE when it took nothing (the value is
+ * scan_value's), RUN_AFTER_VALUE after a number, RUN_AT_VALUE after a
+ * comma, where a value must start.
  */
 static enum run number_run(struct scanner *P)
 {
 	enum run at = RUN_NONE;
-	size_t room = 0, n = 0, used;
+	size_t room = 0, n = 0, used, k;
 	float *out = P->ev->sink(P->ctx, &room);
-	const char *p = P->p;
 
 	if (!out)
 		room = 0;
 	while (n < room) {
-		if (bn_float_parse_prefix(p, (size_t)(P->end - p), &out[n], &used, NULL) < 0 ||
-		    (p + used < P->end && is_number_char(p[used])))
+		k = bn_float_parse_run(P->p, (size_t)(P->end - P->p), out + n, room - n, &used);
+		if (!k)
 			break;
-		n++;
-		p += used;
-		/* ", " as json.dumps writes it, then any other whitespace. */
-		if (P->end - p >= 2 && p[0] == ',' && p[1] == ' ' && p + 2 < P->end && p[2] > ' ') {
-			p += 2;
-		} else {
-			P->p = p;
-			at = RUN_AFTER_VALUE;
-			skip_ws(P);
-			if (P->p == P->end || *P->p != ',')
-				break;
-			P->p++;
-			skip_ws(P);
-			p = P->p;
-		}
-		/* What follows is the next number, or else not taken (parsing it fails). */
-		P->p = p;
+		n += k;
+		P->p += used;
+		at = RUN_AFTER_VALUE;
+		skip_ws(P);
+		if (P->p == P->end || *P->p != ',')
+			break;
+		P->p++;
+		skip_ws(P);
 		at = RUN_AT_VALUE;
 	}
 	if (n)

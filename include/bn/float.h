@@ -54,4 +54,14 @@ int bn_float_parse(const char *s, size_t len, float *ret, struct bn_error *err);
 int bn_float_parse_prefix(const char *s, size_t len, float *ret, size_t *ret_used,
 		struct bn_error *err);
 
+/*
+ * Parse a run of JSON numbers separated by ", " (as json.dumps writes them)
+ * at s[0..len) into out, at most room of them, each as bn_float_parse_prefix
+ * reads it. Stops before anything else: another separator, a number beyond
+ * float32 or one that runs on into more number bytes ("1.e5"), the end.
+ * Returns how many it read and in *ret_used the bytes up to the end of the
+ * last one (0 and 0 when none); what stopped it is the caller's to judge.
+ */
+size_t bn_float_parse_run(const char *s, size_t len, float *out, size_t room, size_t *ret_used);
+
 #endif

@@ -7,7 +7,9 @@
  * 19 digits and more, subnormals, the overflow boundary, digit runs that
  * end at every offset of an exact-length heap buffer (so a wide read past
  * the end shows under ASan and valgrind). Each is checked against glibc's
- * strtof, which rounds correctly. Then bn_float_format_list against
+ * strtof, which rounds correctly (the first fast path is Eisel-Lemire,
+ * then a double-precision one, then strtof). Then bn_float_parse_run's
+ * stops, bn_float_format_list against
  * bn_float_format, the JSON writer's per-run room against its cap, the
  * tensor reader's runs of numbers against its one-number-at-a-time path,
  * and the .npy finite check at the edges of its chunks.
@@ -228,6 +230,30 @@ static void test_prefix(void)
 	assert(strcmp(err.detail, "value 1e39 is beyond float32") == 0);
 }
 
+/* A run stops before whatever it does not take, and says how far it read. */
+static void test_parse_run(void)
+{
+	static const struct { const char *s; size_t room, n, used; } cases[] = {
+		{ "1, 2, 3]", 9, 3, 7 }, { "1,2", 9, 1, 1 }, { "1, 2e39, 3", 9, 1, 1 },
+		{ "1, 1.e5", 9, 1, 1 }, { "1, ", 9, 1, 1 }, { ", 1", 9, 0, 0 }, { "1, 2, 3", 2, 2, 4 },
+		{ "1, \n2", 9, 1, 1 }, { "-0.5, -Infinity", 9, 1, 4 }, { "01, 2", 9, 0, 0 },
+		{ "1.5e3, 2.25, 0.0001]]", 9, 3, 19 }, { "", 9, 0, 0 }, { "7", 0, 0, 0 },
+	};
+	float out[9], want;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t used = 99, n = bn_float_parse_run(cases[i].s, strlen(cases[i].s), out, cases[i].room, &used);
+
+		if (n != cases[i].n || used != cases[i].used) {
+			fprintf(stderr, "run '%s': got %zu, %zu\n", cases[i].s, n, used);
+			abort();
+		}
+	}
+	assert(bn_float_parse_run("1.5e3, 2.25, 0.0001", 19, out, 9, &(size_t){ 0 }) == 3);
+	assert(out[0] == 1500.0f && out[1] == 2.25f);
+	assert(bn_float_parse("0.0001", 6, &want, NULL) == 0 && to_bits(out[2]) == to_bits(want));
+}
+
 /* The list writer is bn_float_format joined with ", ". */
 static void test_format_list(void)
 {
@@ -386,6 +412,7 @@ static void test_npy_finite(void)
 int main(void)
 {
 	test_prefix();
+	test_parse_run();
 	test_midpoints();
 	test_long_mantissas();
 	test_subnormals();
