@@ -10,7 +10,7 @@
 
 #include "metrics.h"
 #include "store_calibration.h"
-#include "store_internal.h"
+#include "store/sqlite_internal.h"
 
 /* Prepare sql; 0 or -EIO (logged). */
 static int prepare(struct bnd_store *s, const char *sql, sqlite3_stmt **ret, const char *what)

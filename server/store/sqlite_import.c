@@ -2,7 +2,7 @@
  * store_import.c: a whole model's layers written in one transaction (store.h).
  */
 #include "metrics.h"
-#include "store_internal.h"
+#include "store/sqlite_internal.h"
 
 int bnd_store_import(struct bnd_store *s, struct bnd_store_import_row *rows, size_t n)
 {

@@ -10,7 +10,7 @@
 
 #include "embed.h"
 #include "metrics.h"
-#include "store_internal.h"
+#include "store/sqlite_internal.h"
 
 #define LAYER_COLS "num_features, eps, momentum, affine, track_running_stats, weight, bias, " \
 	"running_mean, running_var, num_batches_tracked, step, version, created_at, updated_at"

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "store_internal.h"
+#include "store/sqlite_internal.h"
 
 /* Read one layers row (id, name, LAYER_COLS) into a new snapshot. */
 static int read_layer(sqlite3_stmt *st, struct bnd_snapshot **ret)
