@@ -56,11 +56,25 @@ PGresult *pg_exec(PGconn *c, const char *sql, struct pg_params *p, const char *w
 	return NULL;
 }
 
+/* Run statements (several may be in sql: the simple protocol) whose results are not needed. */
+static int run_simple(PGconn *c, const char *sql, const char *what)
+{
+	PGresult *r = PQexec(c, sql);
+	ExecStatusType st = PQresultStatus(r);
+
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+		PQclear(r);
+		return 0;
+	}
+	fprintf(stderr, "store: %s: %s", what, r ? PQresultErrorMessage(r) : PQerrorMessage(c));
+	PQclear(r);
+	return -EIO;
+}
+
 /* A new connection with this store's settings, or NULL (logged). */
 static PGconn *connect_one(struct pg_store *s)
 {
 	PGconn *c = PQconnectdb(s->conninfo);
-	PGresult *r;
 	int rc;
 
 	if (PQstatus(c) != CONNECTION_OK) {
@@ -68,13 +82,12 @@ static PGconn *connect_one(struct pg_store *s)
 		PQfinish(c);
 		return NULL;
 	}
-	r = pg_exec(c, s->sync_full ? "SET synchronous_commit = on" : "SET synchronous_commit = off",
-		NULL, "setting synchronous_commit", &rc);
-	if (!r) {
+	rc = run_simple(c, s->sync_full ? "SET synchronous_commit = on; SET client_min_messages = warning" :
+		"SET synchronous_commit = off; SET client_min_messages = warning", "setting up a connection");
+	if (rc < 0) {
 		PQfinish(c);
 		return NULL;
 	}
-	PQclear(r);
 	return c;
 }
 
@@ -136,16 +149,6 @@ PGresult *pg_run(struct pg_store *s, const char *sql, struct pg_params *p, const
 	if (p)
 		pg_params_free(p);
 	return r;
-}
-
-/* Run a statement whose result is not needed. */
-static int run_simple(PGconn *c, const char *sql, const char *what)
-{
-	int rc = 0;
-	PGresult *r = pg_exec(c, sql, NULL, what, &rc);
-
-	PQclear(r);
-	return rc;
 }
 
 static int pg_begin(struct bnd_store *b)
