@@ -242,8 +242,8 @@ static void test_read_your_writes(void)
 			json_equal(it_get(g.json, "state", "running_mean", NULL), it_get(t.json, "running_mean", NULL)) &&
 			!strcmp(g.etag, g2.etag) && g.etag[0];
 		/* eval with the running stats the step left: (x - mean) / sqrt(var + eps). */
-		float m0 = it_json_f32(it_get(t.json, "running_mean", NULL) ? json_array_get(it_get(t.json, "running_mean", NULL), 0) : NULL);
-		float v0 = it_json_f32(json_array_get(it_get(t.json, "running_var", NULL), 0));
+		float m0 = it_json_f32(json_array_get(json_object_get(t.json, "running_mean"), 0));
+		float v0 = it_json_f32(json_array_get(json_object_get(t.json, "running_var"), 0));
 		float want = (1.0f - m0) / sqrtf(v0 + 1e-5f);
 		float got = it_json_f32(json_array_get(json_array_get(it_get(e.json, "output", NULL), 0), 0));
 		ok = ok && fabsf(got - want) <= 1e-5f * (1.0f + fabsf(want));
@@ -362,6 +362,56 @@ static void test_store_restart(void)
 		"%d acknowledged in all, history %ld steps, lost %d\n", before, down, acks, n, lost);
 }
 
+static pthread_mutex_t end_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t end_cond = PTHREAD_COND_INITIALIZER;
+static bool ended;
+static pthread_t starters[REPLICAS];
+static atomic_int starts_done;
+
+/*
+ * Start one replica, then live until the test ends: the daemon is killed
+ * when the thread that forked it exits (PR_SET_PDEATHSIG).
+ */
+static void *start_one(void *arg)
+{
+	struct it_daemon *one = arg;
+
+	CHECKF(it_daemon_start(one, NULL) == 0, "a replica did not start beside the others");
+	atomic_fetch_add(&starts_done, 1);
+	pthread_mutex_lock(&end_lock);
+	while (!ended)
+		pthread_cond_wait(&end_cond, &end_lock);
+	pthread_mutex_unlock(&end_lock);
+	return NULL;
+}
+
+static void end_starters(void)
+{
+	pthread_mutex_lock(&end_lock);
+	ended = true;
+	pthread_cond_broadcast(&end_cond);
+	pthread_mutex_unlock(&end_lock);
+	for (int i = 0; i < REPLICAS; i++)
+		pthread_join(starters[i], NULL);
+}
+
+/* The three start at once on a new database: one migrates it, the others wait and find it done. */
+static bool start_together(void)
+{
+	unsigned before = it_failures();
+	long version = -1, rows = -1;
+
+	for (int i = 0; i < REPLICAS; i++)
+		CHECK(pthread_create(&starters[i], NULL, start_one, &r[i]) == 0);
+	for (int t = 0; t < 6000 && atomic_load(&starts_done) < REPLICAS; t++)
+		usleep(10000);
+	CHECK(it_pg_sql(&r[0], "SELECT max(version) FROM batchnormd_schema", &version) == 0);
+	CHECK(it_pg_sql(&r[0], "SELECT count(*) FROM batchnormd_schema", &rows) == 0);
+	CHECKF(version == 2 && rows == 1, "schema version %ld in %ld rows after three replicas started", version, rows);
+	printf("started together: %d replicas, schema version %ld (%ld row)\n", REPLICAS, version, rows);
+	return it_failures() == before;
+}
+
 int main(int argc, char **argv)
 {
 	if (!it_store_pg()) {
@@ -373,9 +423,9 @@ int main(int argc, char **argv)
 			return 77;
 		if (i > 0)
 			it_daemon_share(&r[i], &r[0]);
-		if (!CHECKF(it_daemon_start(&r[i], NULL) == 0, "replica %d did not start", i))
-			goto out;
 	}
+	if (!start_together())
+		goto out;
 	test_storm();
 	test_read_your_writes();
 	test_kill_replica();
@@ -385,5 +435,6 @@ int main(int argc, char **argv)
 out:
 	for (int i = REPLICAS - 1; i >= 0; i--)
 		it_daemon_finish(&r[i]);
+	end_starters();
 	return it_exit_status("http_replicas");
 }
