@@ -71,10 +71,20 @@ static int run_simple(PGconn *c, const char *sql, const char *what)
 	return -EIO;
 }
 
-/* A new connection with this store's settings, or NULL (logged). */
+/*
+ * A new connection with this store's settings, or NULL (logged). Defaults
+ * the URI may override: give up connecting after 5 s, and notice a silent
+ * peer (a partition, a host gone) within about 25 s by TCP keepalives,
+ * rather than the OS's two hours, so requests fail with 503 instead of
+ * hanging.
+ */
 static PGconn *connect_one(struct pg_store *s)
 {
-	PGconn *c = PQconnectdb(s->conninfo);
+	static const char *const keys[] = { "connect_timeout", "keepalives_idle", "keepalives_interval",
+		"keepalives_count", "application_name", "dbname", NULL };
+	const char *values[] = { "5", "10", "5", "3", "batchnormd", s->conninfo, NULL };
+	/* The URI comes last in keys and expands in place, so its own settings win. */
+	PGconn *c = PQconnectdbParams(keys, values, 1);
 	int rc;
 
 	if (PQstatus(c) != CONNECTION_OK) {
