@@ -7,6 +7,8 @@
  *   libbatchnorm gives bit-equal running statistics (no lost update);
  * - read-your-writes: a train step on one replica, then GET and eval on the
  *   two others, each time: they see that step's state and the same ETag;
+ *   an ETag read before a change on another replica is refused by If-Match;
+ *   a layer deleted or created again on one is gone, or new, on the others;
  * - kill -9 of one replica mid-load: every step any replica acknowledged is
  *   in the history read through the survivors, replayed bit-equal;
  * - PostgreSQL stopped and started under load: 503 store_unavailable (and
@@ -260,6 +262,80 @@ static void test_read_your_writes(void)
 	printf("read-your-writes: %d/%d steps seen at once by GET and eval on the other replicas\n", good, checks);
 }
 
+/* PATCH layer on replica with If-Match: etag; the status. */
+static long patch_if_match(int replica, const char *etag, char *new_etag, size_t size)
+{
+	char header[300];
+	const char *headers[] = { header, NULL };
+	static const char body[] = "{\"eps\": 0.001}";
+	struct it_response res;
+	long status;
+
+	snprintf(header, sizeof(header), "If-Match: %s", etag);
+	it_request(&r[replica], "PATCH", "/v1/layers/im", headers, body, strlen(body), &res);
+	status = res.status;
+	snprintf(new_etag, size, "%s", res.etag);
+	it_response_finish(&res);
+	return status;
+}
+
+/* An ETag read on one replica is stale on the others once any of them changed the layer. */
+static void test_if_match(void)
+{
+	struct it_response t, g;
+	char etag[256], seen[256];
+
+	create(0, "im");
+	it_call(&r[0], "GET", "/v1/layers/im", NULL, &g);
+	snprintf(etag, sizeof(etag), "%s", g.etag);
+	it_response_finish(&g);
+	train(1, "im", 7, &t);
+	CHECK(t.status == 200);
+	it_response_finish(&t);
+	CHECKF(patch_if_match(2, etag, seen, sizeof(seen)) == 412,
+		"PATCH on replica 2 with the ETag read on replica 0 before a step on replica 1 was not refused");
+	CHECKF(patch_if_match(0, etag, seen, sizeof(seen)) == 412,
+		"PATCH on replica 0 with its own stale ETag was not refused");
+	it_call(&r[2], "GET", "/v1/layers/im", NULL, &g);
+	snprintf(etag, sizeof(etag), "%s", g.etag);
+	it_response_finish(&g);
+	CHECKF(patch_if_match(0, etag, seen, sizeof(seen)) == 200,
+		"PATCH on replica 0 with the current ETag read on replica 2 was refused");
+	it_call(&r[1], "GET", "/v1/layers/im", NULL, &g);
+	CHECKF(!strcmp(g.etag, seen) && strcmp(seen, etag), "replica 1 shows ETag %s after the PATCH gave %s",
+		g.etag, seen);
+	it_response_finish(&g);
+	printf("If-Match across replicas: stale ETags refused, the current one accepted, the new ETag the same everywhere\n");
+}
+
+/* A layer deleted or created again on one replica is gone, or new, on the others. */
+static void test_delete_create(void)
+{
+	struct it_response g, x;
+	char old_etag[256];
+
+	it_call(&r[0], "GET", "/v1/layers/im", NULL, &g);
+	snprintf(old_etag, sizeof(old_etag), "%s", g.etag);
+	it_response_finish(&g);
+	it_call(&r[1], "DELETE", "/v1/layers/im", NULL, &x);
+	CHECKF(x.status == 204, "DELETE on replica 1: %ld", x.status);
+	it_response_finish(&x);
+	it_call(&r[0], "GET", "/v1/layers/im", NULL, &g);
+	CHECKF(g.status == 404, "GET on replica 0 of a layer deleted on replica 1: %ld", g.status);
+	it_response_finish(&g);
+	it_call(&r[2], "GET", "/v1/layers", NULL, &g);
+	CHECKF(g.status == 200 && !strstr(g.body, "\"im\""), "replica 2 still lists the deleted layer");
+	it_response_finish(&g);
+	create(2, "im");
+	it_call(&r[0], "GET", "/v1/layers/im/state", NULL, &g);
+	CHECKF(g.status == 200 && strcmp(g.etag, old_etag) &&
+		json_integer_value(it_get(g.json, "num_batches_tracked", NULL)) == 0,
+		"replica 0 after the layer was created again on replica 2: %ld, ETag %s (was %s)", g.status,
+		g.etag, old_etag);
+	it_response_finish(&g);
+	printf("delete and create across replicas: gone everywhere, then new everywhere (a new ETag)\n");
+}
+
 /* Wait (bounded) until the loaders have acknowledged at least n steps in all. */
 static void wait_acks(struct loader *w, int count, int n)
 {
@@ -428,6 +504,8 @@ int main(int argc, char **argv)
 		goto out;
 	test_storm();
 	test_read_your_writes();
+	test_if_match();
+	test_delete_create();
 	test_kill_replica();
 	test_store_restart();
 	for (int i = 0; i < 2; i++)
