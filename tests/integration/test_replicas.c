@@ -9,6 +9,7 @@
  *   two others, each time: they see that step's state and the same ETag;
  *   an ETag read before a change on another replica is refused by If-Match;
  *   a layer deleted or created again on one is gone, or new, on the others;
+ * - calibration batches posted at once through every replica all count;
  * - kill -9 of one replica mid-load: every step any replica acknowledged is
  *   in the history read through the survivors, replayed bit-equal;
  * - PostgreSQL stopped and started under load: 503 store_unavailable (and
@@ -336,6 +337,55 @@ static void test_delete_create(void)
 	printf("delete and create across replicas: gone everywhere, then new everywhere (a new ETag)\n");
 }
 
+/* A calibration poster: batches posted round-robin over the replicas. */
+struct poster {
+	pthread_t thread;
+	int id, ok;
+};
+
+static void *post_batches(void *arg)
+{
+	struct poster *p = arg;
+	char body[512];
+
+	for (int s = 0; s < 10; s++) {
+		struct it_response res;
+
+		input_json(p->id * 10 + s, body, sizeof(body));
+		it_call(&r[(p->id + s) % REPLICAS], "POST", "/v1/layers/cal/calibration", body, &res);
+		if (CHECKF(res.status == 200, "calibration post: %ld %.200s", res.status, res.body))
+			p->ok++;
+		it_response_finish(&res);
+	}
+	return NULL;
+}
+
+/* Calibration batches posted at once through every replica are all counted. */
+static void test_calibration(void)
+{
+	struct poster p[4];
+	struct it_response g;
+	int ok = 0;
+
+	create(1, "cal");
+	for (int i = 0; i < 4; i++) {
+		p[i] = (struct poster){ .id = i };
+		CHECK(pthread_create(&p[i].thread, NULL, post_batches, &p[i]) == 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(p[i].thread, NULL);
+		ok += p[i].ok;
+	}
+	it_call(&r[2], "GET", "/v1/layers/cal/calibration", NULL, &g);
+	json_int_t batches = json_integer_value(it_get(g.json, "batches", NULL));
+	json_int_t count = json_integer_value(it_get(g.json, "count", NULL));
+	CHECKF(g.status == 200 && batches == ok && count == (json_int_t)ok * N,
+		"calibration after %d posts over %d replicas: %lld batches, %lld values", ok, REPLICAS,
+		(long long)batches, (long long)count);
+	it_response_finish(&g);
+	printf("calibration: %d batches posted over %d replicas, %lld counted\n", ok, REPLICAS, (long long)batches);
+}
+
 /* Wait (bounded) until the loaders have acknowledged at least n steps in all. */
 static void wait_acks(struct loader *w, int count, int n)
 {
@@ -506,6 +556,7 @@ int main(int argc, char **argv)
 	test_read_your_writes();
 	test_if_match();
 	test_delete_create();
+	test_calibration();
 	test_kill_replica();
 	test_store_restart();
 	for (int i = 0; i < 2; i++)
