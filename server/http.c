@@ -30,6 +30,7 @@
 #include "conns.h"
 #include "errors.h"
 #include "http.h"
+#include "replica.h"
 #include "metrics.h"
 
 #define PATH_LOG_MAX 200
@@ -147,8 +148,15 @@ static int check_headers(struct conn_state *cs)
 		cs->res.authenticate = true;
 		return bnd_fail(&cs->res, -EACCES, NULL, "this request changes state: send Authorization: Bearer <token>");
 	}
-	if ((req->route->flags & BND_ROUTE_LAYER) && bnd_registry_get(&req->d->registry, req->name, &req->layer) < 0)
-		return bnd_fail(&cs->res, -ENOENT, NULL, "no layer named %s", req->name);
+	if (req->route->flags & BND_ROUTE_LAYER) {
+		/* On a shared store this confirms the cached layer is the stored one. */
+		int rc = bnd_replica_layer(req->d, req->name, &req->layer);
+
+		if (rc == -ENOENT)
+			return bnd_fail(&cs->res, rc, NULL, "no layer named %s", req->name);
+		if (rc < 0)
+			return bnd_fail(&cs->res, rc, NULL, "the store could not be read; try again");
+	}
 	if (req->route->flags & BND_ROUTE_BODY) {
 		int rc = check_media(cs);
 

@@ -1,11 +1,13 @@
 /*
- * store.h: batchnormd's SQLite database, the only place with SQL.
+ * store.h: batchnormd's store, the only way to its database.
  *
- * One connection, in WAL mode, guarded by a mutex: commits serialize, which
- * they would in SQLite anyway. Every statement is prepared once at open.
- * Schema changes are the embedded migrations, applied at open in one
- * transaction and tracked by PRAGMA user_version. Every failure is logged
- * here with SQLite's message and returned as -EIO (or -ENOMEM).
+ * Two backends sit behind these functions (store/ops.h): SQLite
+ * (store/sqlite*.c), one process owning a file, whose in-memory registry is
+ * the truth; and PostgreSQL (store/postgresql*.c), shared by several
+ * daemons, where the registry is a cache each request confirms. Schema
+ * changes are the embedded migrations of the backend's dialect, applied at
+ * open in one transaction. Every failure is logged by the backend and
+ * returned as -EIO (or -ENOMEM); -EIO answers 503 store_unavailable.
  */
 #ifndef BND_STORE_H
 #define BND_STORE_H
@@ -26,12 +28,64 @@ struct bnd_history_entry {
 	const float *running_mean, *running_var;
 };
 
+struct bnd_store_ops;
+
 /*
- * Open (creating if needed) the database at path, apply pending migrations
- * and prepare statements. sync_full: synchronous=FULL, else NORMAL.
- * -EPROTO when the database's schema is newer than this binary knows, -EIO.
+ * Split a store URL: sqlite:PATH, or postgresql://... / postgres://... (a
+ * libpq connection URI, passed whole). -EINVAL for anything else.
  */
-int bnd_store_open(const char *path, bool sync_full, struct bnd_store **ret);
+int bnd_store_parse_url(const char *url, const struct bnd_store_ops **ret_ops, const char **ret_target);
+
+struct bnd_options;
+
+/*
+ * Settle o's store: --store when given (then db_path is its SQLite path,
+ * or NULL on PostgreSQL), else sqlite:db_path; and put a
+ * --store-password-file's password where libpq reads it. -EINVAL (said
+ * on stderr) for a bad URL or an unreadable password file.
+ */
+int bnd_store_options(struct bnd_options *o);
+
+/*
+ * Open the store at url (bnd_store_parse_url), creating the database's
+ * tables if needed, and apply pending migrations. sync_full: SQLite
+ * synchronous=FULL, else NORMAL; PostgreSQL synchronous_commit on, else
+ * off. -EINVAL for a bad URL, -EPROTO when the database's schema is newer
+ * than this binary knows, -EIO.
+ */
+int bnd_store_open(const char *url, bool sync_full, struct bnd_store **ret);
+
+/* True when other processes write the same store: the registry is then only a cache. */
+bool bnd_store_shared(const struct bnd_store *s);
+
+/* "sqlite" or "postgresql". */
+const char *bnd_store_backend(const struct bnd_store *s);
+
+/*
+ * Transaction primitives, for a caller that writes several changes at once.
+ * begin, the changes and commit or rollback run on one thread. -EIO.
+ */
+int bnd_store_begin(struct bnd_store *s);
+int bnd_store_commit(struct bnd_store *s);
+void bnd_store_rollback(struct bnd_store *s);
+
+/*
+ * On a shared store: begin this thread's transaction and lock layer id's
+ * row in it (SELECT ... FOR UPDATE) until the next write commits or
+ * bnd_store_unlock_layer; *ret is then the row as stored, a new snapshot
+ * (refs 1). -ENOENT when the row is gone (nothing held), -EIO. On a store
+ * that is not shared: 0 and *ret NULL.
+ */
+int bnd_store_lock_layer(struct bnd_store *s, int64_t id, struct bnd_snapshot **ret);
+
+/* Roll back what bnd_store_lock_layer began, if no write committed it. */
+void bnd_store_unlock_layer(struct bnd_store *s);
+
+/* Shared stores: the id and version of layer name (one indexed query). -ENOENT, -EIO, -ENOSYS. */
+int bnd_store_layer_version(struct bnd_store *s, const char *name, int64_t *ret_id, int64_t *ret_version);
+
+/* Shared stores: layer name as stored, a new snapshot (refs 1). -ENOENT, -EIO, -ENOSYS. */
+int bnd_store_layer_read(struct bnd_store *s, const char *name, struct bnd_snapshot **ret);
 
 /* Close the database. Accepts NULL. */
 void bnd_store_close(struct bnd_store *s);

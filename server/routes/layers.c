@@ -10,6 +10,7 @@
 #include "budget.h"
 #include "codec.h"
 #include "errors.h"
+#include "replica.h"
 #include "routes/routes.h"
 
 size_t bnd_layer_width(struct bnd_layer *l)
@@ -42,11 +43,19 @@ int bnd_change_begin(struct bnd_request *req, struct bnd_response *res, struct b
 		pthread_mutex_unlock(&l->write_lock);
 		return bnd_fail(res, -ENOENT, NULL, "no layer named %s", l->name);
 	}
+	/* A shared store: lock the row and compute from it as stored. */
+	rc = bnd_replica_lock(req->d, l);
+	if (rc < 0) {
+		pthread_mutex_unlock(&l->write_lock);
+		return rc == -ENOENT ? bnd_fail(res, rc, NULL, "no layer named %s", l->name) :
+			bnd_fail(res, rc, NULL, "the store could not lock the layer; it is unchanged");
+	}
 	cur = bnd_layer_snapshot(l);
 	bnd_snapshot_etag(cur, etag);
 	rc = bnd_check_if_match(req, etag, res);
 	if (rc < 0) {
 		bnd_snapshot_unref(cur);
+		bnd_store_unlock_layer(req->d->store);
 		pthread_mutex_unlock(&l->write_lock);
 		return rc;
 	}
@@ -72,6 +81,7 @@ int bnd_change_commit(struct bnd_request *req, struct bnd_response *res, struct 
 void bnd_change_end(struct bnd_request *req, struct bnd_snapshot *cur)
 {
 	bnd_snapshot_unref(cur);
+	bnd_store_unlock_layer(req->d->store);
 	pthread_mutex_unlock(&req->layer->write_lock);
 }
 
@@ -132,6 +142,10 @@ int bnd_layers_list(struct bnd_request *req, struct bnd_response *res)
 
 	int rc;
 
+	/* A shared store: list the table, with layers other daemons created or deleted. */
+	rc = bnd_replica_sync_all(req->d);
+	if (rc < 0)
+		return bnd_fail(res, rc, NULL, "the store could not be read");
 	if (bnd_registry_list(&req->d->registry, &layers, &n) < 0)
 		return bnd_fail(res, -ENOMEM, NULL, "out of memory listing layers");
 	/* A name, a config, a count and a time each. */
@@ -240,7 +254,12 @@ int bnd_layers_put(struct bnd_request *req, struct bnd_response *res)
 	if (rc < 0)
 		return rc;
 	pthread_mutex_lock(&reg->create_lock);
-	if (bnd_registry_get(reg, req->name, &l) == 0) {
+	rc = bnd_replica_layer(req->d, req->name, &l);
+	if (rc < 0 && rc != -ENOENT) {
+		pthread_mutex_unlock(&reg->create_lock);
+		return bnd_fail(res, rc, NULL, "the store could not be read; nothing was created");
+	}
+	if (rc == 0) {
 		rc = put_existing(req, res, l, &cfg);
 		bnd_layer_unref(l);
 	} else {

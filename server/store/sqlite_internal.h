@@ -1,5 +1,5 @@
 /*
- * store_internal.h: what store.c and store_history.c share.
+ * store/sqlite_internal.h: what the SQLite backend's files share.
  */
 #ifndef BND_STORE_INTERNAL_H
 #define BND_STORE_INTERNAL_H
@@ -8,7 +8,7 @@
 #include <stdatomic.h>
 #include <sqlite3.h>
 
-#include "store.h"
+#include "store/ops.h"
 
 enum store_stmt {
 	ST_BEGIN,
@@ -25,7 +25,8 @@ enum store_stmt {
 	ST_COUNT_
 };
 
-struct bnd_store {
+struct sqlite_store {
+	struct bnd_store base;
 	sqlite3 *db;
 	pthread_mutex_t lock;
 	sqlite3_stmt *stmt[ST_COUNT_];
@@ -37,14 +38,14 @@ struct bnd_store {
  * damage (SQLITE_CORRUPT, SQLITE_NOTADB) the store remembers it for good, and
  * bnd_store_ping reports it from then on.
  */
-int store_fail(struct bnd_store *s, const char *what);
+int store_fail(struct sqlite_store *s, const char *what);
 
 /* Step a statement that returns no rows, then reset it. 0 or -EIO. */
-int store_exec(struct bnd_store *s, enum store_stmt which, const char *what);
+int store_exec(struct sqlite_store *s, enum store_stmt which, const char *what);
 
 /* INSERT a layer (setting snap->id) or UPDATE its row, with the store locked. 0, -EIO, -ENOMEM. */
-int store_insert_locked(struct bnd_store *s, const char *name, struct bnd_snapshot *snap);
-int store_update_locked(struct bnd_store *s, const struct bnd_snapshot *snap);
+int store_insert_locked(struct sqlite_store *s, const char *name, struct bnd_snapshot *snap);
+int store_update_locked(struct sqlite_store *s, const struct bnd_snapshot *snap);
 
 /* Bind n float32 as a little-endian BLOB, or NULL when v is NULL. */
 int store_bind_floats(sqlite3_stmt *st, int col, const float *v, size_t n);
@@ -52,7 +53,15 @@ int store_bind_floats(sqlite3_stmt *st, int col, const float *v, size_t n);
 /* Read a little-endian float32 BLOB of exactly n values into a new array. -EIO on a wrong length. */
 int store_column_floats(sqlite3_stmt *st, int col, size_t n, float **ret);
 
-/* The UPDATE of snap's layer row, with the store locked. 0, -EIO, -ENOMEM. */
-int store_update_locked(struct bnd_store *s, const struct bnd_snapshot *snap);
+/* The backend's operations beyond sqlite.c (store/ops.h). */
+int sqlite_load(struct bnd_store *b,
+		int (*add)(void *ud, const char *name, struct bnd_snapshot *snap), void *ud);
+int sqlite_history(struct bnd_store *b, int64_t id, size_t num_features, int64_t after, size_t limit,
+		int (*row)(void *ud, const struct bnd_history_entry *h), void *ud, bool *ret_more);
+int sqlite_calibration_get(struct bnd_store *b, int64_t layer_id, size_t num_features,
+		struct bn_calibration *ret, struct bnd_calibration_times *times);
+int sqlite_calibration_put(struct bnd_store *b, int64_t layer_id, const struct bn_calibration *c,
+		int64_t now_ms);
+int sqlite_calibration_delete(struct bnd_store *b, int64_t layer_id);
 
 #endif

@@ -1,6 +1,12 @@
 /*
- * store.c: opening the database, its migrations, and the layers table
- * (store.h). The history queries are in store_history.c.
+ * store/sqlite.c: the SQLite backend (store/ops.h): opening the database,
+ * its migrations, transactions and the layers table. Reads are in
+ * sqlite_history.c, the calibration table in sqlite_calibration.c.
+ *
+ * One connection, in WAL mode, guarded by a mutex that a transaction holds
+ * from begin to commit or rollback: commits serialize, which they would in
+ * SQLite anyway. Every statement is prepared once at open. Migrations are
+ * tracked by PRAGMA user_version.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -9,8 +15,7 @@
 #include <time.h>
 
 #include "embed.h"
-#include "metrics.h"
-#include "store_internal.h"
+#include "store/sqlite_internal.h"
 
 #define LAYER_COLS "num_features, eps, momentum, affine, track_running_stats, weight, bias, " \
 	"running_mean, running_var, num_batches_tracked, step, version, created_at, updated_at"
@@ -36,15 +41,7 @@ static const char *const stmt_sql[ST_COUNT_] = {
 	[ST_PING] = "SELECT count(*) FROM layers",
 };
 
-int64_t bnd_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int store_fail(struct bnd_store *s, const char *what)
+int store_fail(struct sqlite_store *s, const char *what)
 {
 	int code = sqlite3_extended_errcode(s->db) & 0xff;
 
@@ -55,7 +52,7 @@ int store_fail(struct bnd_store *s, const char *what)
 	return -EIO;
 }
 
-int store_exec(struct bnd_store *s, enum store_stmt which, const char *what)
+int store_exec(struct sqlite_store *s, enum store_stmt which, const char *what)
 {
 	sqlite3_stmt *st = s->stmt[which];
 	int rc = sqlite3_step(st);
@@ -106,7 +103,7 @@ int store_column_floats(sqlite3_stmt *st, int col, size_t n, float **ret)
 }
 
 /* Apply the migrations past the database's user_version, all in one transaction. */
-static int migrate(struct bnd_store *s)
+static int migrate(struct sqlite_store *s)
 {
 	sqlite3_stmt *st;
 	int64_t version;
@@ -118,24 +115,24 @@ static int migrate(struct bnd_store *s)
 	sqlite3_finalize(st);
 	if (version < 0)
 		return store_fail(s, "reading user_version");
-	if ((uint64_t)version > bnd_migrations_count) {
+	if ((uint64_t)version > bnd_migrations_sqlite_count) {
 		fprintf(stderr, "store: the database's schema version %lld is newer than this batchnormd "
 			"knows (%zu): refusing to start; use a newer batchnormd\n",
-			(long long)version, bnd_migrations_count);
+			(long long)version, bnd_migrations_sqlite_count);
 		return -EPROTO;
 	}
-	if ((uint64_t)version == bnd_migrations_count)
+	if ((uint64_t)version == bnd_migrations_sqlite_count)
 		return 0;
 	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		return store_fail(s, "starting the migrations");
-	for (size_t i = (size_t)version; i < bnd_migrations_count; i++) {
-		if (sqlite3_exec(s->db, (const char *)bnd_migrations[i].data, NULL, NULL, NULL) != SQLITE_OK) {
-			fprintf(stderr, "store: migration %s: %s\n", bnd_migrations[i].name, sqlite3_errmsg(s->db));
+	for (size_t i = (size_t)version; i < bnd_migrations_sqlite_count; i++) {
+		if (sqlite3_exec(s->db, (const char *)bnd_migrations_sqlite[i].data, NULL, NULL, NULL) != SQLITE_OK) {
+			fprintf(stderr, "store: migration %s: %s\n", bnd_migrations_sqlite[i].name, sqlite3_errmsg(s->db));
 			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 			return -EIO;
 		}
 	}
-	snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %zu", bnd_migrations_count);
+	snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %zu", bnd_migrations_sqlite_count);
 	if (sqlite3_exec(s->db, pragma, NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
 		int rc = store_fail(s, "committing the migrations");
@@ -144,18 +141,21 @@ static int migrate(struct bnd_store *s)
 		return rc;
 	}
 	fprintf(stderr, "store: schema migrated from version %lld to %zu\n", (long long)version,
-		bnd_migrations_count);
+		bnd_migrations_sqlite_count);
 	return 0;
 }
 
-int bnd_store_open(const char *path, bool sync_full, struct bnd_store **ret)
+static void sqlite_close(struct bnd_store *b);
+
+static int sqlite_open(const char *path, bool sync_full, struct bnd_store **ret)
 {
-	struct bnd_store *s = calloc(1, sizeof(*s));
+	struct sqlite_store *s = calloc(1, sizeof(*s));
 	char pragmas[160];
 	int rc = -EIO;
 
 	if (!s)
 		return -ENOMEM;
+	s->base.ops = &bnd_store_sqlite_ops;
 	atomic_init(&s->corrupt, false);
 	pthread_mutex_init(&s->lock, NULL);
 	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
@@ -180,17 +180,17 @@ int bnd_store_open(const char *path, bool sync_full, struct bnd_store **ret)
 			goto fail;
 		}
 	}
-	*ret = s;
+	*ret = &s->base;
 	return 0;
 fail:
-	bnd_store_close(s);
+	sqlite_close(&s->base);
 	return rc;
 }
 
-void bnd_store_close(struct bnd_store *s)
+static void sqlite_close(struct bnd_store *b)
 {
-	if (!s)
-		return;
+	struct sqlite_store *s = (struct sqlite_store *)b;
+
 	for (int i = 0; i < ST_COUNT_; i++)
 		sqlite3_finalize(s->stmt[i]);
 	if (s->db && sqlite3_close(s->db) != SQLITE_OK)
@@ -224,7 +224,7 @@ static int bind_layer(sqlite3_stmt *st, const struct bnd_snapshot *snap)
 	return rc == SQLITE_OK ? 0 : -ENOMEM;
 }
 
-int store_insert_locked(struct bnd_store *s, const char *name, struct bnd_snapshot *snap)
+int store_insert_locked(struct sqlite_store *s, const char *name, struct bnd_snapshot *snap)
 {
 	sqlite3_stmt *st = s->stmt[ST_INSERT];
 	int rc = bind_layer(st, snap);
@@ -241,19 +241,7 @@ int store_insert_locked(struct bnd_store *s, const char *name, struct bnd_snapsh
 	return rc;
 }
 
-int bnd_store_insert(struct bnd_store *s, const char *name, struct bnd_snapshot *snap)
-{
-	double t0 = bnd_metrics_clock();
-	int rc;
-
-	pthread_mutex_lock(&s->lock);
-	rc = store_insert_locked(s, name, snap);
-	pthread_mutex_unlock(&s->lock);
-	bnd_metrics_commit(bnd_metrics_clock() - t0);
-	return rc;
-}
-
-int store_update_locked(struct bnd_store *s, const struct bnd_snapshot *snap)
+int store_update_locked(struct sqlite_store *s, const struct bnd_snapshot *snap)
 {
 	sqlite3_stmt *st = s->stmt[ST_UPDATE];
 
@@ -264,27 +252,11 @@ int store_update_locked(struct bnd_store *s, const struct bnd_snapshot *snap)
 	return store_exec(s, ST_UPDATE, "updating a layer");
 }
 
-int bnd_store_update(struct bnd_store *s, const struct bnd_snapshot *snap)
-{
-	double t0 = bnd_metrics_clock();
-	int rc;
-
-	pthread_mutex_lock(&s->lock);
-	rc = store_update_locked(s, snap);
-	pthread_mutex_unlock(&s->lock);
-	bnd_metrics_commit(bnd_metrics_clock() - t0);
-	return rc;
-}
-
-int64_t bnd_store_history_entry_bytes(const struct bnd_history_entry *h)
-{
-	return (int64_t)h->num_features * (h->running_mean ? 16 : 8) + BND_HISTORY_ENTRY_OVERHEAD;
-}
-
-/* Add the history row and trim the oldest, with the store locked. */
-static int history_add_locked(struct bnd_store *s, int64_t id, const struct bnd_history_entry *h,
+/* Add the history row and trim the oldest, inside a transaction. */
+static int sqlite_history_add(struct bnd_store *b, int64_t id, const struct bnd_history_entry *h,
 		int64_t keep, int64_t keep_bytes)
 {
+	struct sqlite_store *s = (struct sqlite_store *)b;
 	/* A layer's entries all have its width: the byte cap is a count of them. */
 	int64_t fit = keep_bytes / bnd_store_history_entry_bytes(h);
 
@@ -316,54 +288,67 @@ static int history_add_locked(struct bnd_store *s, int64_t id, const struct bnd_
 	return store_exec(s, ST_HISTORY_TRIM, "trimming history");
 }
 
-int bnd_store_train(struct bnd_store *s, const struct bnd_snapshot *snap,
-		const struct bnd_history_entry *h, int64_t keep, int64_t keep_bytes)
+/* Begin a transaction: takes the store's lock until commit or rollback. */
+static int sqlite_begin(struct bnd_store *b)
 {
-	double t0 = bnd_metrics_clock();
+	struct sqlite_store *s = (struct sqlite_store *)b;
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
-	rc = store_exec(s, ST_BEGIN, "beginning a train step");
-	if (rc == 0) {
-		rc = store_update_locked(s, snap);
-		if (rc == 0)
-			rc = history_add_locked(s, snap->id, h, keep, keep_bytes);
-		if (rc == 0)
-			rc = store_exec(s, ST_COMMIT, "committing a train step");
-		if (rc < 0 && !sqlite3_get_autocommit(s->db))
-			store_exec(s, ST_ROLLBACK, "rolling back a train step");
-	}
-	pthread_mutex_unlock(&s->lock);
-	bnd_metrics_commit(bnd_metrics_clock() - t0);
+	rc = store_exec(s, ST_BEGIN, "beginning a transaction");
+	if (rc < 0)
+		pthread_mutex_unlock(&s->lock);
 	return rc;
 }
 
-int bnd_store_delete(struct bnd_store *s, int64_t id)
+static void sqlite_rollback(struct bnd_store *b)
 {
-	double t0 = bnd_metrics_clock();
+	struct sqlite_store *s = (struct sqlite_store *)b;
+
+	if (!sqlite3_get_autocommit(s->db))
+		store_exec(s, ST_ROLLBACK, "rolling back");
+	pthread_mutex_unlock(&s->lock);
+}
+
+static int sqlite_commit(struct bnd_store *b)
+{
+	struct sqlite_store *s = (struct sqlite_store *)b;
+	int rc = store_exec(s, ST_COMMIT, "committing");
+
+	if (rc < 0 && !sqlite3_get_autocommit(s->db))
+		store_exec(s, ST_ROLLBACK, "rolling back");
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static int sqlite_insert(struct bnd_store *b, const char *name, struct bnd_snapshot *snap)
+{
+	return store_insert_locked((struct sqlite_store *)b, name, snap);
+}
+
+static int sqlite_update(struct bnd_store *b, const struct bnd_snapshot *snap)
+{
+	return store_update_locked((struct sqlite_store *)b, snap);
+}
+
+/* Delete a layer's history and row, inside a transaction. */
+static int sqlite_remove(struct bnd_store *b, int64_t id)
+{
+	struct sqlite_store *s = (struct sqlite_store *)b;
 	int rc;
 
-	pthread_mutex_lock(&s->lock);
-	rc = store_exec(s, ST_BEGIN, "beginning a delete");
+	sqlite3_bind_int64(s->stmt[ST_DELETE_HISTORY], 1, id);
+	rc = store_exec(s, ST_DELETE_HISTORY, "deleting history");
 	if (rc == 0) {
-		sqlite3_bind_int64(s->stmt[ST_DELETE_HISTORY], 1, id);
-		rc = store_exec(s, ST_DELETE_HISTORY, "deleting history");
-		if (rc == 0) {
-			sqlite3_bind_int64(s->stmt[ST_DELETE_LAYER], 1, id);
-			rc = store_exec(s, ST_DELETE_LAYER, "deleting a layer");
-		}
-		if (rc == 0)
-			rc = store_exec(s, ST_COMMIT, "committing a delete");
-		if (rc < 0 && !sqlite3_get_autocommit(s->db))
-			store_exec(s, ST_ROLLBACK, "rolling back a delete");
+		sqlite3_bind_int64(s->stmt[ST_DELETE_LAYER], 1, id);
+		rc = store_exec(s, ST_DELETE_LAYER, "deleting a layer");
 	}
-	pthread_mutex_unlock(&s->lock);
-	bnd_metrics_commit(bnd_metrics_clock() - t0);
 	return rc;
 }
 
-int bnd_store_ping(struct bnd_store *s)
+static int sqlite_ping(struct bnd_store *b)
 {
+	struct sqlite_store *s = (struct sqlite_store *)b;
 	int rc;
 
 	if (atomic_load(&s->corrupt))
@@ -373,3 +358,23 @@ int bnd_store_ping(struct bnd_store *s)
 	pthread_mutex_unlock(&s->lock);
 	return atomic_load(&s->corrupt) ? -EUCLEAN : rc;
 }
+
+const struct bnd_store_ops bnd_store_sqlite_ops = {
+	.name = "sqlite",
+	.shared = false,
+	.open = sqlite_open,
+	.close = sqlite_close,
+	.load = sqlite_load,
+	.begin = sqlite_begin,
+	.commit = sqlite_commit,
+	.rollback = sqlite_rollback,
+	.insert = sqlite_insert,
+	.update = sqlite_update,
+	.history_add = sqlite_history_add,
+	.remove = sqlite_remove,
+	.history = sqlite_history,
+	.calibration_get = sqlite_calibration_get,
+	.calibration_put = sqlite_calibration_put,
+	.calibration_delete = sqlite_calibration_delete,
+	.ping = sqlite_ping,
+};

@@ -1,19 +1,19 @@
 /*
- * store_calibration.c: the calibration table (store_calibration.h).
+ * store/sqlite_calibration.c: the calibration table on SQLite (store_calibration.h).
  *
  * Arrays are little-endian float64 BLOBs. These statements run rarely next
- * to train steps, so each is prepared when used, under the store's lock.
+ * to train steps, so each is prepared when used. get takes the store's lock;
+ * put and delete run inside a transaction, which holds it.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "metrics.h"
 #include "store_calibration.h"
-#include "store_internal.h"
+#include "store/sqlite_internal.h"
 
 /* Prepare sql; 0 or -EIO (logged). */
-static int prepare(struct bnd_store *s, const char *sql, sqlite3_stmt **ret, const char *what)
+static int prepare(struct sqlite_store *s, const char *sql, sqlite3_stmt **ret, const char *what)
 {
 	if (sqlite3_prepare_v2(s->db, sql, -1, ret, NULL) != SQLITE_OK)
 		return store_fail(s, what);
@@ -76,9 +76,10 @@ static int read_row(sqlite3_stmt *st, size_t n, struct bn_calibration *c,
 	return 0;
 }
 
-int bnd_store_calibration_get(struct bnd_store *s, int64_t layer_id, size_t num_features,
+int sqlite_calibration_get(struct bnd_store *b, int64_t layer_id, size_t num_features,
 		struct bn_calibration *ret, struct bnd_calibration_times *times)
 {
+	struct sqlite_store *s = (struct sqlite_store *)b;
 	sqlite3_stmt *st = NULL;
 	struct bn_calibration c;
 	int rc;
@@ -108,15 +109,14 @@ int bnd_store_calibration_get(struct bnd_store *s, int64_t layer_id, size_t num_
 	return rc;
 }
 
-int bnd_store_calibration_put(struct bnd_store *s, int64_t layer_id, const struct bn_calibration *c,
+int sqlite_calibration_put(struct bnd_store *base, int64_t layer_id, const struct bn_calibration *c,
 		int64_t now_ms)
 {
-	double t0 = bnd_metrics_clock();
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	size_t n = c->num_features;
 	sqlite3_stmt *st = NULL;
 	int rc, b = 0;
 
-	pthread_mutex_lock(&s->lock);
 	rc = prepare(s, "INSERT INTO calibration (layer_id, count, batches, mean, m2, batch_mean_sum, "
 			"batch_var_sum, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8) "
 			"ON CONFLICT (layer_id) DO UPDATE SET count = ?2, batches = ?3, mean = ?4, m2 = ?5, "
@@ -136,13 +136,11 @@ int bnd_store_calibration_put(struct bnd_store *s, int64_t layer_id, const struc
 			rc = store_fail(s, "writing a calibration");
 	}
 	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->lock);
-	bnd_metrics_commit(bnd_metrics_clock() - t0);
 	return rc;
 }
 
 /* Delete the row with the store locked; -ENOENT when there was none. */
-static int delete_locked(struct bnd_store *s, int64_t layer_id)
+static int delete_locked(struct sqlite_store *s, int64_t layer_id)
 {
 	sqlite3_stmt *st = NULL;
 	int rc = prepare(s, "DELETE FROM calibration WHERE layer_id = ?1", &st, "deleting a calibration");
@@ -158,35 +156,7 @@ static int delete_locked(struct bnd_store *s, int64_t layer_id)
 	return rc;
 }
 
-int bnd_store_calibration_delete(struct bnd_store *s, int64_t layer_id)
+int sqlite_calibration_delete(struct bnd_store *b, int64_t layer_id)
 {
-	double t0 = bnd_metrics_clock();
-	int rc;
-
-	pthread_mutex_lock(&s->lock);
-	rc = delete_locked(s, layer_id);
-	pthread_mutex_unlock(&s->lock);
-	bnd_metrics_commit(bnd_metrics_clock() - t0);
-	return rc;
-}
-
-int bnd_store_calibration_commit(struct bnd_store *s, const struct bnd_snapshot *snap)
-{
-	double t0 = bnd_metrics_clock();
-	int rc;
-
-	pthread_mutex_lock(&s->lock);
-	rc = store_exec(s, ST_BEGIN, "beginning a calibration commit");
-	if (rc == 0) {
-		rc = store_update_locked(s, snap);
-		if (rc == 0)
-			rc = delete_locked(s, snap->id);
-		if (rc == 0)
-			rc = store_exec(s, ST_COMMIT, "committing a calibration");
-		if (rc < 0 && !sqlite3_get_autocommit(s->db))
-			store_exec(s, ST_ROLLBACK, "rolling back a calibration commit");
-	}
-	pthread_mutex_unlock(&s->lock);
-	bnd_metrics_commit(bnd_metrics_clock() - t0);
-	return rc;
+	return delete_locked((struct sqlite_store *)b, layer_id);
 }
