@@ -145,6 +145,20 @@ int main(int argc, char **argv)
 		bn_buf_finish(&out);
 	}
 	report("read .npy", best, count * 4, count);
+
+	best = 1e9;
+	for (int rep = 0; rep < 3; rep++) {
+		double t0 = now();
+
+		bn_buf_init(&out, 0);
+		if (bn_npy_write(&out, &t) != 0)
+			return 1;
+		double dt = now() - t0;
+		if (dt < best)
+			best = dt;
+		bn_buf_finish(&out);
+	}
+	report("write .npy", best, count * 4, count);
 	bn_tensor_finish(&t);
 	return 0;
 }

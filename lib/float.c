@@ -1,5 +1,5 @@
 /*
- * float.c: float32 to shortest decimal text and back (bn/float.h).
+ * float.c: float32 to shortest decimal text (bn/float.h).
  *
  * Formatting follows the Schubfach idea (R. Giulietti, "The Schubfach way
  * to render doubles", 2020), worked out here for binary32. A finite v is
@@ -14,19 +14,13 @@
  * odd so that comparing them with even integers gives the exact answer.
  * The table of 10^-k is computed once, exactly, with a small bignum.
  *
- * Parsing checks the JSON grammar and converts in the same pass: up to 19
- * significant digits in a uint64_t, scaled in double, then rounded to float.
- * The double is within a few of its own ulps of the exact value, and a
- * float32 rounding boundary (a midpoint between two floats) is exactly
- * representable in double, so unless the double lands within that error of
- * a midpoint, rounding it to float gives the correctly rounded result. The
- * rare cases that land near one go to strtof_l in the C locale.
+ * Parsing is in float_parse.c.
  */
 #include <errno.h>
 #include <float.h>
-#include <locale.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -48,8 +42,8 @@ struct pow10_entry {
 };
 
 static struct pow10_entry pow10_inv[K_MAX - K_MIN + 1];
-static locale_t c_locale;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static atomic_bool init_done; /* set last by init: a plain load skips pthread_once after */
 
 /* A little-endian bignum just wide enough for 10^45 and 2^(62 + 150). */
 #define BIG_LIMBS 8
@@ -126,12 +120,13 @@ static void init(void)
 			t->g = big_bits(&b, 0);
 		}
 	}
-	c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+	atomic_store_explicit(&init_done, true, memory_order_release);
 }
 
 static void ensure_init(void)
 {
-	pthread_once(&init_once, init);
+	if (!atomic_load_explicit(&init_done, memory_order_acquire))
+		pthread_once(&init_once, init);
 }
 
 /* floor(q * log10(2)) and floor(q * log10(2) + log10(3/4)), exact for |q| < 1000. */
@@ -154,7 +149,8 @@ static uint64_t round_to_odd(uint64_t g, uint64_t cp)
 }
 
 /* The shortest decimal d * 10^e in the rounding interval of c * 2^q. */
-static void shortest(uint32_t c, int q, uint64_t *ret_d, int *ret_e)
+__attribute__((always_inline))
+static inline void shortest(uint32_t c, int q, uint64_t *ret_d, int *ret_e)
 {
 	const struct pow10_entry *t;
 	uint64_t cb = (uint64_t)c << 2, cbl, cbr = cb + 2;
@@ -204,39 +200,127 @@ static void shortest(uint32_t c, int q, uint64_t *ret_d, int *ret_e)
 	*ret_e = k;
 }
 
+static const uint64_t pow10_count[] = {
+	1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000,
+};
+
 static const char digit_pairs[] =
 	"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
 	"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
 	"8081828384858687888990919293949596979899";
 
-/* Write the digits of d (at most 10) into out; return how many. */
-static int write_digits(uint64_t d, char *out)
+/* How many digits d (1 to 10^10 - 1) has: from its bit length, then one comparison. */
+static int digit_count(uint64_t d)
 {
-	char tmp[20];
-	int n = 20;
+	/* floor(log10(2^b)) + 1 for b = bit length - 1: the fewest digits a number that long has. */
+	static const unsigned char least[] = {
+		1, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 6, 6, 6,
+		7, 7, 7, 7, 8, 8, 8, 9, 9, 9, 10, 10, 10, 10,
+	};
+	int n = least[63 - __builtin_clzll(d)];
 
-	while (d >= 100) {
-		unsigned r = (unsigned)(d % 100);
-		d /= 100;
-		n -= 2;
-		memcpy(tmp + n, digit_pairs + 2 * r, 2);
-	}
-	if (d >= 10) {
-		n -= 2;
-		memcpy(tmp + n, digit_pairs + 2 * d, 2);
-	} else {
-		tmp[--n] = (char)('0' + d);
-	}
-	memcpy(out, tmp + n, (size_t)(20 - n));
-	return 20 - n;
+	return n + (n < 10 && d >= pow10_count[n]);
 }
 
-size_t bn_float_format(float v, char out[BN_FLOAT_STR_MAX])
+/* Write the four digits of x (below 10^4, leading zeros kept) at p. */
+static inline void put4(char *p, uint32_t x)
 {
-	char dig[16];
+	uint32_t hi = (x * 5243) >> 19; /* x / 100, exact below 43699 */
+
+	memcpy(p, digit_pairs + 2 * hi, 2);
+	memcpy(p + 2, digit_pairs + 2 * (x - hi * 100), 2);
+}
+
+/*
+ * Write the n digits of d (below 10^9) so that the last one ends just
+ * before end: eight or nine as two groups of four and a leading digit,
+ * fewer a pair at a time. Nothing is written before the first digit's place.
+ */
+__attribute__((always_inline))
+static inline void put_digits(char *end, uint64_t d, int n)
+{
+	uint32_t x = (uint32_t)d;
+
+	if (n >= 8) {
+		uint32_t lo = x % 100000000;
+
+		put4(end - 4, lo % 10000);
+		put4(end - 8, lo / 10000);
+		if (n == 9)
+			end[-9] = (char)('0' + x / 100000000);
+		return;
+	}
+	while (x >= 100) {
+		uint32_t q = x / 100;
+
+		end -= 2;
+		memcpy(end, digit_pairs + 2 * (x - q * 100), 2);
+		x = q;
+	}
+	if (x >= 10)
+		memcpy(end - 2, digit_pairs + 2 * x, 2);
+	else
+		end[-1] = (char)('0' + x);
+}
+
+/*
+ * Lay out the n digits of d with exp10 the exponent of the first, as
+ * Python's repr does, at p; returns the end. The digits are written once,
+ * straight to where they end up, save that a point inside them moves the
+ * digits before it one place left (at most 16, usually one).
+ */
+__attribute__((always_inline))
+static inline char *layout(char *p, uint64_t d, int n, int exp10)
+{
+	if (exp10 >= 16 || exp10 < -4) {
+		/* Scientific as Python's repr writes it: 1e-05, 1.5e+38. */
+		put_digits(p + 1 + n, d, n);
+		p[0] = p[1];
+		if (n > 1) {
+			p[1] = '.';
+			p += n + 1;
+		} else {
+			p++;
+		}
+		*p++ = 'e';
+		*p++ = exp10 < 0 ? '-' : '+';
+		if (exp10 < 0)
+			exp10 = -exp10;
+		memcpy(p, digit_pairs + 2 * exp10, 2);
+		return p + 2;
+	}
+	if (exp10 < 0) {
+		memcpy(p, "0.000000", 8); /* "0." and up to three zeros; the digits overwrite the rest */
+		p += 1 - exp10;
+		put_digits(p + n, d, n);
+		return p + n;
+	}
+	if (n <= exp10 + 1) {
+		put_digits(p + n, d, n);
+		p += n;
+		memset(p, '0', (size_t)(exp10 + 1 - n));
+		p += exp10 + 1 - n;
+		memcpy(p, ".0", 2);
+		return p + 2;
+	}
+	if (exp10 == 0) {
+		/* The usual case: one digit before the point. */
+		put_digits(p + 1 + n, d, n);
+		p[0] = p[1];
+	} else {
+		put_digits(p + n, d, n);
+		memmove(p + exp10 + 2, p + exp10 + 1, (size_t)(n - exp10 - 1));
+	}
+	p[exp10 + 1] = '.';
+	return p + n + 1;
+}
+
+__attribute__((always_inline))
+static inline size_t format(float v, char *out)
+{
 	uint32_t bits, c;
 	uint64_t d;
-	int q, n, e, exp10;
+	int q, e, n;
 	char *p = out;
 
 	memcpy(&bits, &v, sizeof(bits));
@@ -263,191 +347,26 @@ size_t bn_float_format(float v, char out[BN_FLOAT_STR_MAX])
 		q = Q_MIN;
 	}
 	shortest(c, q, &d, &e);
-	n = write_digits(d, dig);
-	exp10 = e + n - 1; /* of the leading digit */
-
-	if (exp10 >= 16 || exp10 < -4) {
-		/* Scientific as Python's repr writes it: 1e-05, 1.5e+38. */
-		*p++ = dig[0];
-		if (n > 1) {
-			*p++ = '.';
-			memcpy(p, dig + 1, (size_t)n - 1);
-			p += n - 1;
-		}
-		*p++ = 'e';
-		*p++ = exp10 < 0 ? '-' : '+';
-		if (exp10 < 0)
-			exp10 = -exp10;
-		memcpy(p, digit_pairs + 2 * exp10, 2);
-		p += 2;
-	} else if (exp10 < 0) {
-		memcpy(p, "0.0000", (size_t)(1 - exp10));
-		p += 1 - exp10;
-		memcpy(p, dig, (size_t)n);
-		p += n;
-	} else if (n <= exp10 + 1) {
-		memcpy(p, dig, (size_t)n);
-		p += n;
-		memset(p, '0', (size_t)(exp10 + 1 - n));
-		p += exp10 + 1 - n;
-		memcpy(p, ".0", 2);
-		p += 2;
-	} else {
-		memcpy(p, dig, (size_t)exp10 + 1);
-		p += exp10 + 1;
-		*p++ = '.';
-		memcpy(p, dig + exp10 + 1, (size_t)(n - exp10 - 1));
-		p += n - exp10 - 1;
-	}
+	n = digit_count(d);
+	p = layout(p, d, n, e + n - 1); /* the exponent of the leading digit */
 	*p = '\0';
 	return (size_t)(p - out);
 }
 
-/* Powers of ten as doubles: exact up to 1e22, correctly rounded above. */
-static const double pow10_dbl[] = {
-	1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9,
-	1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
-	1e20, 1e21, 1e22, 1e23, 1e24, 1e25, 1e26, 1e27, 1e28, 1e29,
-	1e30, 1e31, 1e32, 1e33, 1e34, 1e35, 1e36, 1e37, 1e38, 1e39,
-	1e40, 1e41, 1e42, 1e43, 1e44, 1e45, 1e46, 1e47, 1e48, 1e49,
-};
-
-static void quote(struct bn_error *err, const char *code, const char *fmt_head,
-		const char *s, size_t len, const char *tail)
+size_t bn_float_format(float v, char out[BN_FLOAT_STR_MAX])
 {
-	int shown = len > 40 ? 40 : (int)len;
-
-	bn_error_set(err, code, "%s%.*s%s%s", fmt_head, shown, s, len > 40 ? "..." : "", tail);
+	return format(v, out);
 }
 
-/* Correctly rounded, through strtof_l on a NUL-terminated copy. */
-static int parse_slow(const char *s, size_t len, float *ret, struct bn_error *err)
+char *bn_float_format_list(char *out, const float *v, size_t n, bool first)
 {
-	char stack[64], *copy = stack;
-	float f;
-
-	if (!c_locale) {
-		bn_error_set(err, BN_E_NO_MEMORY, "out of memory for the C locale");
-		return -ENOMEM;
-	}
-	if (len >= sizeof(stack)) {
-		copy = malloc(len + 1);
-		if (!copy) {
-			bn_error_set(err, BN_E_NO_MEMORY, "out of memory for a %zu-byte number", len);
-			return -ENOMEM;
-		}
-	}
-	memcpy(copy, s, len);
-	copy[len] = '\0';
-	f = strtof_l(copy, NULL, c_locale);
-	if (copy != stack)
-		free(copy);
-	if (isinf(f)) {
-		quote(err, BN_E_OUT_OF_RANGE, "value ", s, len, " is beyond float32");
-		return -EINVAL;
-	}
-	*ret = f;
-	return 0;
-}
-
-static bool is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-int bn_float_parse(const char *s, size_t len, float *ret, struct bn_error *err)
-{
-	const char *p = s, *end = s + len;
-	uint64_t w = 0;
-	int64_t exp10 = 0, ex = 0;
-	int ndig = 0;
-	bool neg = false;
-	double d;
-
-	if (p < end && *p == '-') {
-		neg = true;
-		p++;
-	}
-	if (p == end || !is_digit(*p))
-		goto bad;
-	if (*p == '0') {
-		p++;
-	} else {
-		for (; p < end && is_digit(*p); p++) {
-			if (ndig < 19) {
-				w = w * 10 + (uint64_t)(*p - '0');
-				ndig++;
-			} else {
-				exp10++; /* a dropped digit still scales the value */
-			}
-		}
-	}
-	if (p < end && *p == '.') {
-		if (++p == end || !is_digit(*p))
-			goto bad;
-		for (; p < end && is_digit(*p); p++) {
-			if (ndig < 19 && (w || *p != '0')) {
-				w = w * 10 + (uint64_t)(*p - '0');
-				ndig++;
-				exp10--;
-			} else if (!w) {
-				exp10--; /* a leading zero after the point */
-			}
-		}
-	}
-	if (p < end && (*p == 'e' || *p == 'E')) {
-		bool eneg = false;
-
-		if (++p < end && (*p == '+' || *p == '-'))
-			eneg = *p++ == '-';
-		if (p == end || !is_digit(*p))
-			goto bad;
-		for (; p < end && is_digit(*p); p++) {
-			if (ex < 1000000)
-				ex = ex * 10 + (*p - '0');
-		}
-		exp10 += eneg ? -ex : ex;
-	}
-	if (p != end)
-		goto bad;
-
-	if (!w) {
-		*ret = neg ? -0.0f : 0.0f;
-		return 0;
-	}
-	/* The value is in [10^(ndig - 1 + exp10), 10^(ndig + exp10)). */
-	if (ndig + exp10 > 39) {
-		quote(err, BN_E_OUT_OF_RANGE, "value ", s, len, " is beyond float32");
-		return -EINVAL;
-	}
-	if (ndig + exp10 < -46) {
-		*ret = neg ? -0.0f : 0.0f; /* below half the smallest subnormal */
-		return 0;
-	}
-	d = (double)w;
-	if (exp10 >= 0)
-		d *= pow10_dbl[exp10];
-	else if (exp10 >= -22)
-		d /= pow10_dbl[-exp10];
-	else
-		d = d / 1e22 / pow10_dbl[-exp10 - 22];
-	/* At most a few ulps off; near a float32 midpoint or outside the normal range, be exact. */
-	if (d >= (double)FLT_MIN && d <= (double)FLT_MAX) {
-		uint64_t bits;
-		int64_t low;
-
-		memcpy(&bits, &d, sizeof(bits));
-		low = (int64_t)(bits & ((UINT64_C(1) << 29) - 1)) - (INT64_C(1) << 28);
-		if (low > 64 || low < -64) {
-			float f = (float)d;
-			*ret = neg ? -f : f;
-			return 0;
-		}
-	}
 	ensure_init();
-	return parse_slow(s, len, ret, err);
-
-bad:
-	quote(err, BN_E_INVALID_JSON, "'", s, len, "' is not a JSON number");
-	return -EBADMSG;
+	for (size_t i = 0; i < n; i++) {
+		if (i || !first) {
+			memcpy(out, ", ", 2);
+			out += 2;
+		}
+		out += format(v[i], out);
+	}
+	return out;
 }

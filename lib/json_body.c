@@ -5,7 +5,9 @@
  * bn_json_body_events; this
  * file follows the few shapes a tensor body can take (the body object,
  * "input", nested arrays up to rank 5, or "shape" and "data") and stores
- * numbers straight into a growing float array. The first error is kept
+ * numbers straight into a growing float array (runs of them written there
+ * by the syntax layer itself, through body_sink). bn_json_input_parse, at
+ * the end, runs the two layers over a body. The first error is kept
  * and this layer then goes quiet, while the syntax layer runs on, so a
  * syntax error later in the body still wins. Details name the place, and
  * a value's path is built only when an error is reported.
@@ -53,23 +55,29 @@ static const char *plural(size_t n)
 	return n == 1 ? "" : "s";
 }
 
+/* Grow the tensor's values geometrically, up to limit (above P->cap). */
+static bool store_grow(struct parser *P, size_t limit)
+{
+	size_t cap = P->cap ? P->cap * 2 : 1024;
+	float *d;
+
+	if (cap > limit)
+		cap = limit;
+	d = realloc(P->data, cap * sizeof(*d));
+	if (!d) {
+		fail(P, -ENOMEM, BN_E_NO_MEMORY, "out of memory for %zu values", cap);
+		return false;
+	}
+	P->data = d;
+	P->cap = cap;
+	return true;
+}
+
 /* Append f to the tensor's values, growing geometrically up to limit. */
 static bool store(struct parser *P, float f, size_t limit)
 {
-	if (P->count == P->cap) {
-		size_t cap = P->cap ? P->cap * 2 : 1024;
-		float *d;
-
-		if (cap > limit)
-			cap = limit;
-		d = realloc(P->data, cap * sizeof(*d));
-		if (!d) {
-			fail(P, -ENOMEM, BN_E_NO_MEMORY, "out of memory for %zu values", cap);
-			return false;
-		}
-		P->data = d;
-		P->cap = cap;
-	}
+	if (P->count == P->cap && !store_grow(P, limit))
+		return false;
 	P->data[P->count++] = f;
 	return true;
 }
@@ -376,8 +384,88 @@ static void body_close(void *ctx)
 	}
 }
 
+/*
+ * Room for a run of numbers where nest_value and data_value would store
+ * each one without a word to say: in a nested array at the level that holds
+ * numbers, or in data before its shape's count or the cap. Anywhere else
+ * (the first number, which sets the rank, a shape, an error) there is none.
+ */
+static float *body_sink(void *ctx, size_t *room)
+{
+	struct parser *P = ctx;
+	struct frame *fr;
+	size_t limit;
+
+	if (P->failed || !P->nframes)
+		return NULL;
+	fr = &P->frames[P->nframes - 1];
+	if (fr->role == R_NEST && P->rank && fr->level + 1 == P->rank)
+		limit = P->max;
+	else if (fr->role == R_DATA)
+		limit = P->have_shape ? P->product : P->max;
+	else
+		return NULL;
+	if (P->count >= limit)
+		return NULL;
+	if (P->count == P->cap && !store_grow(P, limit))
+		return NULL;
+	/* store_grow grew the storage for this same limit, so room never passes it. */
+	*room = P->cap - P->count;
+	return P->data + P->count;
+}
+
+static void body_done(void *ctx, size_t n)
+{
+	struct parser *P = ctx;
+
+	P->count += n;
+	P->frames[P->nframes - 1].n += n;
+}
+
 const struct bn_json_events bn_json_body_events = {
 	.value = body_value,
 	.key = body_key,
 	.close = body_close,
+	.sink = body_sink,
+	.done = body_done,
 };
+
+int bn_json_input_parse(const char *body, size_t len, size_t max_elements,
+		struct bn_tensor *ret, enum bn_tensor_form *ret_form, struct bn_error *err)
+{
+	struct parser P = { .max = max_elements };
+	struct bn_error syntax_err;
+	size_t count = 1;
+	int r;
+
+	r = bn_json_scan(body, len, &bn_json_body_events, &P, &syntax_err);
+	if (r < 0)
+		P.sem_err = syntax_err;
+	else if (P.failed)
+		r = P.sem_r;
+	if (r == 0 && P.form == BN_FORM_NESTED) {
+		for (unsigned i = 0; i < P.rank; i++)
+			count *= P.shape[i];
+		/* Ragged rows were refused above, so this is a check of the reader itself. */
+		if (count != P.count) {
+			bn_error_set(&P.sem_err, BN_E_RAGGED, "input: ragged array");
+			r = -EINVAL;
+		}
+	}
+	if (r < 0) {
+		if (err)
+			*err = P.sem_err;
+		free(P.data);
+		return r;
+	}
+	if (P.cap > P.count) {
+		float *d = realloc(P.data, P.count * sizeof(float));
+
+		if (d)
+			P.data = d;
+	}
+	*ret = (struct bn_tensor){ .rank = P.rank, .count = P.count, .data = P.data };
+	memcpy(ret->shape, P.shape, sizeof(ret->shape));
+	*ret_form = P.form;
+	return 0;
+}

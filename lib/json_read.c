@@ -6,8 +6,11 @@
  * One loop over the bytes with an explicit stack, so nesting depth costs a
  * bit per level and never stack frames. It checks RFC 8259 grammar to the
  * last byte and passes each value, key and close to a semantic layer (for
- * tensors, json_body.c), which goes quiet after its first error while this
- * loop runs on: a syntax error anywhere wins, as the headers promise.
+ * tensors, json_body.c, which also holds bn_json_input_parse), which goes
+ * quiet after its first error while this loop runs on: a syntax error
+ * anywhere wins, as the headers promise. A run of numbers in an array goes
+ * straight into the semantic layer's storage when it offers some (the
+ * sink and done events), each number read in one pass.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -274,6 +277,38 @@ static bool starts_with(const struct scanner *P, const char *word)
 	return (size_t)(P->end - P->p) >= n && memcmp(P->p, word, n) == 0;
 }
 
+/* The bytes a number token runs over: digits, - + . e E. */
+static const bool number_chars[256] = {
+	['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+	['8'] = 1, ['9'] = 1, ['-'] = 1, ['+'] = 1, ['.'] = 1, ['e'] = 1, ['E'] = 1,
+};
+
+static bool is_number_char(char c)
+{
+	return number_chars[(unsigned char)c];
+}
+
+/*
+ * The common case in one pass: a well-formed number in float32's range,
+ * handed on. False leaves P->p alone for scan_scalar to judge the token
+ * whole, so what is refused, and the words that say why, do not change.
+ */
+static bool scan_number(struct scanner *P)
+{
+	const char *tok = P->p;
+	struct bn_json_number num;
+	size_t used;
+	float f;
+
+	if (bn_float_parse_prefix(tok, (size_t)(P->end - tok), &f, &used, NULL) < 0 ||
+	    (tok + used < P->end && is_number_char(tok[used])))
+		return false;
+	P->p = tok + used;
+	num = (struct bn_json_number){ .text = tok, .len = used, .f = f };
+	P->ev->value(P->ctx, BN_JSON_NUMBER, &num);
+	return true;
+}
+
 /* A scalar that is not a string: a number, true, false or null. */
 static int scan_scalar(struct scanner *P)
 {
@@ -285,6 +320,8 @@ static int scan_scalar(struct scanner *P)
 	float f = 0;
 	int r;
 
+	if (((*tok >= '0' && *tok <= '9') || *tok == '-') && scan_number(P))
+		return 0;
 	for (size_t i = 0; *tok >= 'a' && i < sizeof(words) / sizeof(words[0]); i++) {
 		if (starts_with(P, words[i].word)) {
 			P->p += strlen(words[i].word);
@@ -296,8 +333,7 @@ static int scan_scalar(struct scanner *P)
 			|| starts_with(P, "Infinity") || starts_with(P, "-Infinity")))
 		return syntax_msg(P, (size_t)(P->p - P->start), "NaN and Infinity are not JSON; "
 				"a tensor holds finite numbers only");
-	while (P->p < P->end && ((*P->p >= '0' && *P->p <= '9') || *P->p == '-' || *P->p == '+'
-			|| *P->p == '.' || *P->p == 'e' || *P->p == 'E'))
+	while (P->p < P->end && is_number_char(*P->p))
 		P->p++;
 	if (P->p == tok)
 		return syntax(P, "a value");
@@ -317,6 +353,43 @@ static int scan_scalar(struct scanner *P)
 	num = (struct bn_json_number){ .text = tok, .len = (size_t)(P->p - tok), .f = r ? 0 : f, .r = r };
 	P->ev->value(P->ctx, BN_JSON_NUMBER, &num);
 	return 0;
+}
+
+enum run { RUN_NONE, RUN_AFTER_VALUE, RUN_AT_VALUE };
+
+/*
+ * A run of numbers in an array, at P->p, straight into the caller's sink
+ * (bn_json_events.sink): bn_float_parse_run takes them while ", " separates
+ * them, and any other whitespace around a comma is stepped over here. Says
+ * where it stopped: RUN_NONE when it took nothing (the value is
+ * scan_value's), RUN_AFTER_VALUE after a number, RUN_AT_VALUE after a
+ * comma, where a value must start.
+ */
+static enum run number_run(struct scanner *P)
+{
+	enum run at = RUN_NONE;
+	size_t room = 0, n = 0, used, k;
+	float *out = P->ev->sink(P->ctx, &room);
+
+	if (!out)
+		room = 0;
+	while (n < room) {
+		k = bn_float_parse_run(P->p, (size_t)(P->end - P->p), out + n, room - n, &used);
+		if (!k)
+			break;
+		n += k;
+		P->p += used;
+		at = RUN_AFTER_VALUE;
+		skip_ws(P);
+		if (P->p == P->end || *P->p != ',')
+			break;
+		P->p++;
+		skip_ws(P);
+		at = RUN_AT_VALUE;
+	}
+	if (n)
+		P->ev->done(P->ctx, n);
+	return at;
 }
 
 /* A value starts at P->p (whitespace skipped). Containers are opened, not finished. */
@@ -363,6 +436,15 @@ static int parse(struct scanner *P)
 		/* Here a value must start. */
 		if (P->p == P->end)
 			return syntax(P, "a value");
+		if (P->ev->sink && P->depth && !top_is_object(P) &&
+		    ((*P->p >= '0' && *P->p <= '9') || *P->p == '-')) {
+			enum run at = number_run(P);
+
+			if (at == RUN_AT_VALUE)
+				continue;
+			if (at == RUN_AFTER_VALUE)
+				goto after_value;
+		}
 		r = scan_value(P, &opened);
 		if (r < 0)
 			return r;
@@ -375,6 +457,7 @@ static int parse(struct scanner *P)
 			else
 				goto next_value;
 		}
+after_value:
 		/* After a value: a comma, a close, or the end of the body. */
 		for (;;) {
 			skip_ws(P);
@@ -409,44 +492,4 @@ int bn_json_scan(const char *body, size_t len, const struct bn_json_events *ev, 
 	if (r < 0 && err)
 		*err = S.err;
 	return r;
-}
-
-int bn_json_input_parse(const char *body, size_t len, size_t max_elements,
-		struct bn_tensor *ret, enum bn_tensor_form *ret_form, struct bn_error *err)
-{
-	struct parser P = { .max = max_elements };
-	struct bn_error syntax_err;
-	size_t count = 1;
-	int r;
-
-	r = bn_json_scan(body, len, &bn_json_body_events, &P, &syntax_err);
-	if (r < 0)
-		P.sem_err = syntax_err;
-	else if (P.failed)
-		r = P.sem_r;
-	if (r == 0 && P.form == BN_FORM_NESTED) {
-		for (unsigned i = 0; i < P.rank; i++)
-			count *= P.shape[i];
-		/* Ragged rows were refused above, so this is a check of the reader itself. */
-		if (count != P.count) {
-			bn_error_set(&P.sem_err, BN_E_RAGGED, "input: ragged array");
-			r = -EINVAL;
-		}
-	}
-	if (r < 0) {
-		if (err)
-			*err = P.sem_err;
-		free(P.data);
-		return r;
-	}
-	if (P.cap > P.count) {
-		float *d = realloc(P.data, P.count * sizeof(float));
-
-		if (d)
-			P.data = d;
-	}
-	*ret = (struct bn_tensor){ .rank = P.rank, .count = P.count, .data = P.data };
-	memcpy(ret->shape, P.shape, sizeof(ret->shape));
-	*ret_form = P.form;
-	return 0;
 }

@@ -8,6 +8,7 @@
  * The buffer's cap bounds every answer, and reserving ahead never trips it
  * early: it is hit only when the text really passes it.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -15,16 +16,37 @@
 #include "json_internal.h"
 
 /* Room for one more value and its separator, written in place. */
-#define VALUE_ROOM (BN_FLOAT_STR_MAX + 2)
+#define VALUE_ROOM BN_FLOAT_LIST_ROOM
 
-/* Append v[0..n) separated by ", ", without brackets. */
+/* Append v[0..n) separated by ", ", one value at a time: near the buffer's cap. */
+static int write_values_exact(struct bn_buf *out, const float *v, size_t n, bool first)
+{
+	for (size_t i = 0; i < n && !out->err; i++) {
+		char tmp[VALUE_ROOM + 1];
+		size_t len = 0;
+
+		if (i || !first)
+			memcpy(tmp, ", ", 2), len = 2;
+		len += bn_float_format(v[i], tmp + len);
+		bn_buf_append(out, tmp, len);
+	}
+	return out->err;
+}
+
+/*
+ * Append v[0..n) separated by ", ", without brackets. Values are formatted
+ * straight into the buffer, with one capacity check per run of values that
+ * the room reserved ahead holds (a row, or all of it); only near the cap are
+ * they appended one at a time, so the cap is hit only when really passed.
+ */
 static int write_values(struct bn_buf *out, const float *v, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
+	size_t i = 0;
+
+	while (i < n && !out->err) {
+		size_t room, fit;
 		char *p;
 
-		if (out->err)
-			return out->err;
 		if (out->cap - out->len < VALUE_ROOM + 1) {
 			/* Most values take about 12 bytes: reserve for the rest, but never past the cap. */
 			size_t want = (n - i) < SIZE_MAX / 16 ? (n - i) * 12 + VALUE_ROOM : SIZE_MAX;
@@ -33,25 +55,19 @@ static int write_values(struct bn_buf *out, const float *v, size_t n)
 				want = out->max - out->len;
 			if (bn_buf_reserve(out, want) < 0)
 				return out->err;
+			if (out->cap - out->len < VALUE_ROOM + 1)
+				return write_values_exact(out, v + i, n - i, i == 0);
 		}
-		if (out->cap - out->len < VALUE_ROOM + 1) {
-			/* Near the cap: append exactly, so the cap is hit only when really passed. */
-			char tmp[VALUE_ROOM + 1];
-			size_t len = 0;
-
-			if (i)
-				memcpy(tmp, ", ", 2), len = 2;
-			len += bn_float_format(v[i], tmp + len);
-			if (bn_buf_append(out, tmp, len) < 0)
-				return out->err;
-			continue;
-		}
-		p = out->data + out->len;
-		if (i) {
-			memcpy(p, ", ", 2);
-			p += 2;
-		}
-		p += bn_float_format(v[i], p);
+		/* As many values as certainly fit in what is reserved, with the NUL. */
+		room = out->cap - out->len - 1;
+		fit = room / VALUE_ROOM < n - i ? room / VALUE_ROOM : n - i;
+		if (fit > (out->max - out->len) / VALUE_ROOM)
+			fit = (out->max - out->len) / VALUE_ROOM;
+		if (fit == 0)
+			return write_values_exact(out, v + i, n - i, i == 0);
+		p = bn_float_format_list(out->data + out->len, v + i, fit, i == 0);
+		i += fit;
+		*p = '\0';
 		out->len = (size_t)(p - out->data);
 	}
 	return out->err;

@@ -2,14 +2,15 @@
  * tensor.c: allocating float32 tensors under an element cap.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bn/tensor.h"
 
-int bn_tensor_init(struct bn_tensor *t, unsigned rank, const size_t shape[],
-		size_t max_elements, struct bn_error *err)
+static int tensor_alloc(struct bn_tensor *t, unsigned rank, const size_t shape[],
+		size_t max_elements, bool zero, struct bn_error *err)
 {
 	size_t count = 1;
 	float *data;
@@ -33,7 +34,7 @@ int bn_tensor_init(struct bn_tensor *t, unsigned rank, const size_t shape[],
 		}
 		count *= shape[i];
 	}
-	data = calloc(count, sizeof(*data));
+	data = zero ? calloc(count, sizeof(*data)) : malloc(count * sizeof(*data));
 	if (!data) {
 		bn_error_set(err, BN_E_NO_MEMORY, "out of memory for %zu elements", count);
 		return -ENOMEM;
@@ -41,6 +42,18 @@ int bn_tensor_init(struct bn_tensor *t, unsigned rank, const size_t shape[],
 	*t = (struct bn_tensor){ .rank = rank, .count = count, .data = data };
 	memcpy(t->shape, shape, rank * sizeof(shape[0]));
 	return 0;
+}
+
+int bn_tensor_init(struct bn_tensor *t, unsigned rank, const size_t shape[],
+		size_t max_elements, struct bn_error *err)
+{
+	return tensor_alloc(t, rank, shape, max_elements, true, err);
+}
+
+int bn_tensor_init_raw(struct bn_tensor *t, unsigned rank, const size_t shape[],
+		size_t max_elements, struct bn_error *err)
+{
+	return tensor_alloc(t, rank, shape, max_elements, false, err);
 }
 
 void bn_tensor_finish(struct bn_tensor *t)

@@ -10,6 +10,7 @@ bn_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bn_build_packages=(
 	meson ninja-build gcc pkg-config
 	libmicrohttpd-dev libjansson-dev libsqlite3-dev libcurl4-openssl-dev
+	libpq-dev postgresql
 )
 
 # What the 'python' suite (the client in clients/python) needs.
@@ -26,9 +27,28 @@ bn_need_packages() {
 	[ ${#missing[@]} -eq 0 ] && return 0
 	local sudo=()
 	[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+	# Installing postgresql must not create and start a cluster of the machine's own:
+	# the tests start a private one (tests/pg/cluster).
+	if [[ " ${missing[*]} " == *" postgresql "* ]] && [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+		"${sudo[@]}" mkdir -p /etc/postgresql-common
+		echo 'create_main_cluster = false' | "${sudo[@]}" tee /etc/postgresql-common/createcluster.conf >/dev/null
+	fi
 	bn_log "installing ${missing[*]}"
 	"${sudo[@]}" apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# bn_pg_start: a private PostgreSQL cluster (tests/pg/cluster) for the
+# integration-pg suite, stopped and removed when the shell exits; exports
+# BATCHNORMD_TEST_STORE and BATCHNORMD_TEST_PG_DIR. Never the machine's own.
+bn_pg_start() {
+	bn_pg_dir=$(mktemp -d "${TMPDIR:-/tmp}/bnd-pg-XXXXXX")
+	chmod 755 "$bn_pg_dir"
+	trap '"$bn_root/tests/pg/cluster" destroy "$bn_pg_dir" || true' EXIT
+	BATCHNORMD_TEST_STORE=$("$bn_root/tests/pg/cluster" start "$bn_pg_dir")
+	BATCHNORMD_TEST_PG_DIR=$bn_pg_dir
+	export BATCHNORMD_TEST_STORE BATCHNORMD_TEST_PG_DIR
+	bn_log "PostgreSQL for the tests at $BATCHNORMD_TEST_STORE"
 }
 
 # bn_build DIR [MESON-SETUP-ARGS...]: set up DIR if needed, then compile it.

@@ -19,7 +19,10 @@ struct bnd_committer;
 struct bnd_options {
 	char host[64];          /* an IPv4 or IPv6 literal */
 	unsigned port;          /* 0: any free port */
-	const char *db_path;
+	const char *db_path;    /* the SQLite file; NULL on PostgreSQL */
+	const char *store_url;  /* --store; set from db_path when not given */
+	const char *store_password_file;
+	char store_url_buf[4096 + 8];
 	unsigned threads;
 	size_t max_body_bytes;
 	size_t max_elements;

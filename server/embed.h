@@ -14,8 +14,10 @@ struct bnd_file {
 	const char *etag;          /* a quoted strong validator from the content's hash */
 };
 
-extern const struct bnd_file bnd_migrations[];
-extern const size_t bnd_migrations_count;
+extern const struct bnd_file bnd_migrations_sqlite[];
+extern const size_t bnd_migrations_sqlite_count;
+extern const struct bnd_file bnd_migrations_postgresql[];
+extern const size_t bnd_migrations_postgresql_count;
 extern const struct bnd_file bnd_dashboard[];
 extern const size_t bnd_dashboard_count;
 extern const struct bnd_file bnd_openapi[];

@@ -10,6 +10,11 @@
  * again, which builds the answer and queues it. One lock orders the two
  * sides: a commit done before the handler could suspend is seen there, and
  * the request is answered at once without suspending.
+ *
+ * On a shared store (PostgreSQL) a change is not queued: it is written and
+ * committed at once on the polling thread, in the transaction that locked
+ * its row (layer_change.h, bnd_change_run), and the request is answered
+ * as a woken one.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -18,6 +23,7 @@
 #include "conns.h"
 #include "errors.h"
 #include "http_conn.h"
+#include "store.h"
 
 static pthread_mutex_t wait_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -52,8 +58,17 @@ static int defer(struct bnd_request *req, struct bnd_response *res, struct bnd_l
 	req->answer = answer;
 	req->answer_ctx = ctx;
 	cs->deferred = true;
-	if (g) {
+	if (g)
 		g->lead = req->change;
+	if (bnd_store_shared(req->d->store)) {
+		/* Each change its own transaction, committed now; woken before this returns. */
+		if (g)
+			bnd_change_group_run(req->d->store, &req->d->registry, g);
+		else
+			bnd_change_run(req->d->store, &req->d->registry, l, req->change);
+		return BND_DEFERRED;
+	}
+	if (g) {
 		rc = bnd_change_group_submit(req->d->committer, &req->d->registry, g);
 	} else {
 		rc = bnd_change_submit(req->d->committer, &req->d->registry, l, req->change);

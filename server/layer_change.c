@@ -153,18 +153,24 @@ static void failed(struct bnd_change *ch, bool *remove)
 	}
 }
 
-/* What the commit's outcome does to ch's layer; ch's references are released. */
-static void settle(struct bnd_change *ch, int rc)
+/*
+ * What the commit's outcome does to ch's layer; ch's references are
+ * released. locked: the caller holds the layer's write_lock (a change run
+ * at once on a shared store), else it is taken here (the committer).
+ */
+static void settle(struct bnd_change *ch, int rc, bool locked)
 {
 	struct bnd_layer *l = ch->layer;
 	bool remove = false;
 
-	pthread_mutex_lock(&l->write_lock);
+	if (!locked)
+		pthread_mutex_lock(&l->write_lock);
 	if (rc == 0)
 		committed(ch, &remove);
 	else
 		failed(ch, &remove);
-	pthread_mutex_unlock(&l->write_lock);
+	if (!locked)
+		pthread_mutex_unlock(&l->write_lock);
 	if (remove)
 		bnd_registry_remove(ch->registry, l);
 	bnd_snapshot_unref(ch->next);
@@ -177,7 +183,7 @@ static void change_done(struct bnd_commit_job *job, int rc)
 {
 	struct bnd_change *ch = change_of(job);
 
-	settle(ch, rc);
+	settle(ch, rc, false);
 	ch->rc = rc;
 	ch->wake(ch);
 }
@@ -250,7 +256,56 @@ static void group_done(struct bnd_commit_job *job, int rc)
 	struct bnd_change_group *g = group_of(job);
 
 	for (size_t i = 0; i < g->n; i++)
-		settle(&g->member[i], rc);
+		settle(&g->member[i], rc, false);
+	g->lead->rc = rc;
+	g->lead->wake(g->lead);
+}
+
+/*
+ * Write job in this thread's transaction (the one bnd_store_lock_layer
+ * began with the row locked, or a new one) and commit it. 0 or the failure.
+ */
+static int run_now(struct bnd_store *s, struct bnd_commit_job *job)
+{
+	int rc = bnd_store_begin(s);
+
+	if (rc < 0)
+		return rc;
+	rc = job->write(job, s);
+	if (rc == 0)
+		return bnd_store_commit(s);
+	bnd_store_rollback(s);
+	return rc;
+}
+
+void bnd_change_run(struct bnd_store *s, struct bnd_registry *r, struct bnd_layer *l, struct bnd_change *ch)
+{
+	int rc;
+
+	ch->job.write = change_write;
+	ch->registry = r;
+	ch->layer = l;
+	ch->epoch = l->epoch;
+	bnd_layer_ref(l);
+	rc = run_now(s, &ch->job);
+	settle(ch, rc, true);
+	ch->rc = rc;
+	ch->wake(ch);
+}
+
+void bnd_change_group_run(struct bnd_store *s, struct bnd_registry *r, struct bnd_change_group *g)
+{
+	int rc;
+
+	g->job.write = group_write;
+	for (size_t i = 0; i < g->n; i++) {
+		g->member[i].registry = r;
+		g->member[i].epoch = g->member[i].layer->epoch;
+		bnd_layer_ref(g->member[i].layer);
+	}
+	rc = run_now(s, &g->job);
+	for (size_t i = 0; i < g->n; i++)
+		settle(&g->member[i], rc, true);
 	g->lead->rc = rc;
 	g->lead->wake(g->lead);
 }
@@ -314,7 +369,7 @@ static void backend_rollback(void *s)
 	bnd_store_rollback(s);
 }
 
-void bnd_store_backend(struct bnd_store *s, struct bnd_commit_backend *ret)
+void bnd_store_commit_backend(struct bnd_store *s, struct bnd_commit_backend *ret)
 {
 	*ret = (struct bnd_commit_backend){
 		.store = s, .begin = backend_begin, .commit = backend_commit, .rollback = backend_rollback,

@@ -87,6 +87,19 @@ struct bnd_change_group {
  */
 int bnd_change_group_submit(struct bnd_committer *c, struct bnd_registry *r, struct bnd_change_group *g);
 
+/*
+ * On a shared store (PostgreSQL), instead of queueing: write ch (filled as
+ * for bnd_change_submit) at once on this thread, in the transaction
+ * bnd_store_lock_layer began with l's row locked (or a new one for an
+ * INSERT), commit it, settle l and call ch->wake, all before returning.
+ * Call with l's write_lock held. Nothing becomes pending: each change is
+ * its own transaction, computed from the locked row.
+ */
+void bnd_change_run(struct bnd_store *s, struct bnd_registry *r, struct bnd_layer *l, struct bnd_change *ch);
+
+/* The same for a group (every member's write_lock held): one transaction, then g->lead is woken. */
+void bnd_change_group_run(struct bnd_store *s, struct bnd_registry *r, struct bnd_change_group *g);
+
 /* Whether l has anything queued (call with its write_lock held). */
 bool bnd_layer_busy(const struct bnd_layer *l);
 
@@ -106,6 +119,6 @@ int bnd_layer_calibration(struct bnd_store *s, struct bnd_layer *l, int64_t id, 
 		struct bn_calibration *ret);
 
 /* The store functions as a struct bnd_commit_backend for the committer. */
-void bnd_store_backend(struct bnd_store *s, struct bnd_commit_backend *ret);
+void bnd_store_commit_backend(struct bnd_store *s, struct bnd_commit_backend *ret);
 
 #endif

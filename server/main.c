@@ -73,6 +73,12 @@ static const struct flag flags[] = {
 	  "an integer from 1 to 1000000" },
 	{ "max-import-layers", "BATCHNORMD_MAX_IMPORT_LAYERS", "most layers in one POST /v1/import (default 1000)",
 	  "an integer from 1 to 100000" },
+	{ "store", "BATCHNORMD_STORE", "where layers are kept: sqlite:PATH (default sqlite:./batchnormd.db; "
+	  "--db PATH is its shorthand) or postgresql://... (a libpq URI, shared by several daemons)",
+	  "sqlite:PATH, postgresql://... or postgres://..." },
+	{ "store-password-file", "BATCHNORMD_STORE_PASSWORD_FILE",
+	  "file holding the PostgreSQL password (default: the URI's, PGPASSWORD or PGPASSFILE)",
+	  "a file path" },
 };
 #define N_FLAGS (sizeof(flags) / sizeof(flags[0]))
 
@@ -171,6 +177,8 @@ static int apply(struct bnd_options *o, size_t i, const char *v)
 	case 15: rc = parse_count(v, 1, 86400, &n); o->request_timeout = (unsigned)n; break;
 	case 16: rc = parse_count(v, 1, 1000000, &n); o->commit_queue = (size_t)n; break;
 	case 17: rc = parse_count(v, 1, 100000, &n); o->max_import_layers = (size_t)n; break;
+	case 18: o->store_url = v; return *v ? 0 : -EINVAL;
+	case 19: o->store_password_file = v; return *v ? 0 : -EINVAL;
 	}
 	return rc < 0 ? -EINVAL : 0;
 }
@@ -312,7 +320,7 @@ static int start_committer(struct bnd_daemon *d)
 	struct bnd_commit_backend b;
 	int rc;
 
-	bnd_store_backend(d->store, &b);
+	bnd_store_commit_backend(d->store, &b);
 	rc = bnd_committer_create(&b, d->opt.commit_queue, &d->committer);
 	if (rc < 0)
 		fprintf(stderr, "batchnormd: cannot start the committer: %s\n", strerror(-rc));
@@ -333,10 +341,13 @@ static int serve(struct bnd_daemon *d, const sigset_t *stop)
 		d->opt.host, port);
 	fflush(stdout);
 	fprintf(stderr, "batchnormd %s: %zu layers from %s, %u threads, sync %s, memory budget %zu bytes%s\n",
-		VERSION, bnd_registry_count(&d->registry), d->opt.db_path, d->opt.threads,
+		VERSION, bnd_registry_count(&d->registry), d->opt.db_path ? d->opt.db_path : "PostgreSQL", d->opt.threads,
 		d->opt.sync_full ? "full" : "normal", d->opt.max_memory, d->token ? ", token required for changes" : "");
-	fprintf(stderr, "batchnormd: group commit, at most %zu changes waiting (--commit-queue)\n",
-		d->opt.commit_queue);
+	if (bnd_store_shared(d->store))
+		fprintf(stderr, "batchnormd: PostgreSQL: each change is its own transaction, on the row it locks\n");
+	else
+		fprintf(stderr, "batchnormd: group commit, at most %zu changes waiting (--commit-queue)\n",
+			d->opt.commit_queue);
 	if (d->opt.max_per_client)
 		fprintf(stderr, "batchnormd: at most %u connections, %u from one address, %u s per request\n",
 			d->opt.max_connections, d->opt.max_per_client, d->opt.request_timeout);
@@ -364,6 +375,8 @@ int main(int argc, char **argv)
 		return 2;
 	if (d.opt.token_file && read_token(&d) < 0)
 		return 2;
+	if (bnd_store_options(&d.opt) < 0)
+		return 2;
 	fit_connections(&d.opt);
 	/* Block the stop signals in every thread, so only sigwait() sees them. */
 	sigemptyset(&stop);
@@ -374,7 +387,7 @@ int main(int argc, char **argv)
 	bnd_metrics_start(VERSION);
 	bnd_budget_init(d.opt.max_memory);
 	bnd_registry_init(&d.registry, d.opt.max_layers);
-	if (d.opt.start_check >= 0) {
+	if (d.opt.db_path && d.opt.start_check >= 0) {
 		int checked = bnd_start_check(d.opt.db_path, d.opt.start_check);
 
 		/* A damaged file gets a status of its own, so a supervisor need not retry it. */
@@ -383,10 +396,14 @@ int main(int argc, char **argv)
 		if (checked < 0)
 			goto out;
 	}
-	if (bnd_store_open(d.opt.db_path, d.opt.sync_full, &d.store) < 0)
+	rc = bnd_store_open(d.opt.store_url, d.opt.sync_full, &d.store);
+	if (rc < 0) {
+		rc = rc == -EINVAL ? 2 : 1;
 		goto out;
+	}
+	rc = 1;
 	if (bnd_store_load(d.store, add_loaded, &d) < 0) {
-		fprintf(stderr, "batchnormd: could not load the layers from %s\n", d.opt.db_path);
+		fprintf(stderr, "batchnormd: could not load the layers from %s\n", bnd_store_backend(d.store));
 		goto out;
 	}
 	if (start_committer(&d) < 0)

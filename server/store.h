@@ -1,14 +1,15 @@
 /*
- * store.h: batchnormd's SQLite database, the only place with SQL.
+ * store.h: batchnormd's store, the only way to its database.
  *
- * One connection, in WAL mode, guarded by a mutex, for every write:
- * commits serialize, which they would in SQLite anyway, and are grouped
- * by the committer (commit.h). The reads requests make (history pages,
- * /readyz) go through a second connection of their own, so a commit that
- * is syncing never holds them up. Every statement is prepared once at open.
- * Schema changes are the embedded migrations, applied at open in one
- * transaction and tracked by PRAGMA user_version. Every failure is logged
- * here with SQLite's message and returned as -EIO (or -ENOMEM).
+ * Two backends sit behind these functions (store/ops.h): SQLite
+ * (store/sqlite*.c), one process owning a file, whose in-memory registry is
+ * the truth and whose changes the committer groups (commit.h); and
+ * PostgreSQL (store/postgresql*.c), shared by several daemons, where the
+ * registry is a cache each request confirms and each change is its own
+ * transaction. Schema changes are the embedded migrations of the backend's
+ * dialect, applied at open in one transaction. Every failure is logged by
+ * the backend and returned as -EIO (or -ENOMEM); -EIO answers 503
+ * store_unavailable.
  */
 #ifndef BND_STORE_H
 #define BND_STORE_H
@@ -29,12 +30,56 @@ struct bnd_history_entry {
 	const float *running_mean, *running_var;
 };
 
+struct bnd_store_ops;
+
 /*
- * Open (creating if needed) the database at path, apply pending migrations
- * and prepare statements. sync_full: synchronous=FULL, else NORMAL.
- * -EPROTO when the database's schema is newer than this binary knows, -EIO.
+ * Split a store URL: sqlite:PATH, or postgresql://... / postgres://... (a
+ * libpq connection URI, passed whole). -EINVAL for anything else.
  */
-int bnd_store_open(const char *path, bool sync_full, struct bnd_store **ret);
+int bnd_store_parse_url(const char *url, const struct bnd_store_ops **ret_ops, const char **ret_target);
+
+struct bnd_options;
+
+/*
+ * Settle o's store: --store when given (then db_path is its SQLite path,
+ * or NULL on PostgreSQL), else sqlite:db_path; and put a
+ * --store-password-file's password where libpq reads it. -EINVAL (said
+ * on stderr) for a bad URL or an unreadable password file.
+ */
+int bnd_store_options(struct bnd_options *o);
+
+/*
+ * Open the store at url (bnd_store_parse_url), creating the database's
+ * tables if needed, and apply pending migrations. sync_full: SQLite
+ * synchronous=FULL, else NORMAL; PostgreSQL synchronous_commit on, else
+ * off. -EINVAL for a bad URL, -EPROTO when the database's schema is newer
+ * than this binary knows, -EIO.
+ */
+int bnd_store_open(const char *url, bool sync_full, struct bnd_store **ret);
+
+/* True when other processes write the same store: the registry is then only a cache. */
+bool bnd_store_shared(const struct bnd_store *s);
+
+/* "sqlite" or "postgresql". */
+const char *bnd_store_backend(const struct bnd_store *s);
+
+/*
+ * On a shared store: begin this thread's transaction and lock layer id's
+ * row in it (SELECT ... FOR UPDATE) until the next write commits or
+ * bnd_store_unlock_layer; *ret is then the row as stored, a new snapshot
+ * (refs 1). -ENOENT when the row is gone (nothing held), -EIO. On a store
+ * that is not shared: 0 and *ret NULL.
+ */
+int bnd_store_lock_layer(struct bnd_store *s, int64_t id, struct bnd_snapshot **ret);
+
+/* Roll back what bnd_store_lock_layer began, if no write committed it. */
+void bnd_store_unlock_layer(struct bnd_store *s);
+
+/* Shared stores: the id and version of layer name (one indexed query). -ENOENT, -EIO, -ENOSYS. */
+int bnd_store_layer_version(struct bnd_store *s, const char *name, int64_t *ret_id, int64_t *ret_version);
+
+/* Shared stores: layer name as stored, a new snapshot (refs 1). -ENOENT, -EIO, -ENOSYS. */
+int bnd_store_layer_read(struct bnd_store *s, const char *name, struct bnd_snapshot **ret);
 
 /* Close the database. Accepts NULL. */
 void bnd_store_close(struct bnd_store *s);
@@ -45,14 +90,20 @@ int bnd_store_load(struct bnd_store *s,
 
 /*
  * Changes are written in transactions: bnd_store_begin(), any number of
- * the writes below, then bnd_store_commit() or bnd_store_rollback(). The
- * store is held from begin to commit or rollback (other callers, history
- * reads and /readyz, wait), so one thread at a time writes: the committer
- * (commit.h), which groups every change queued meanwhile into one
- * transaction and one sync.
+ * the writes below, then bnd_store_commit() or bnd_store_rollback(), all
+ * on one thread. On SQLite the store is held from begin to commit or
+ * rollback, so one thread at a time writes: the committer (commit.h),
+ * which groups every change queued meanwhile into one transaction and one
+ * sync. On PostgreSQL a transaction belongs to the calling thread (its
+ * connection): each change's own, opened by bnd_store_lock_layer or begin.
+ *
+ * Test hooks, for both backends: while the file named by
+ * BATCHNORMD_TEST_HOLD_COMMIT exists, a commit waits before committing;
+ * while BATCHNORMD_TEST_FAIL_COMMIT's exists, commits fail (rolled back)
+ * — as many as the number it holds, then it is removed, or all of them.
  */
 
-/* Begin a transaction (BEGIN IMMEDIATE) and hold the store. -EIO: nothing is held. */
+/* Begin a transaction and hold the store (a no-op inside one already open on PostgreSQL). -EIO: nothing is held. */
 int bnd_store_begin(struct bnd_store *s);
 
 /*

@@ -53,6 +53,19 @@ struct bn_json_events {
 	void (*key)(void *ctx, const char *key, size_t len, bool truncated);
 	/* The innermost open container closes. */
 	void (*close)(void *ctx);
+	/*
+	 * Optional (both or neither): a run of numbers inside the innermost
+	 * array, written straight where the caller keeps them. When the scan
+	 * meets a number in an array it asks sink for room; NULL (or *room 0)
+	 * means "one value event per number", as without these. Otherwise it
+	 * writes each following number in float32's range there, up to *room
+	 * of them, while they follow one another with commas, then calls done
+	 * with how many it wrote (at least one), as if value had been called
+	 * for each. Anything else (a number beyond float32, a non-number, the
+	 * array's end) goes on as usual.
+	 */
+	float *(*sink)(void *ctx, size_t *room);
+	void (*done)(void *ctx, size_t n);
 };
 
 /*

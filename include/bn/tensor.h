@@ -31,6 +31,13 @@ struct bn_tensor {
 int bn_tensor_init(struct bn_tensor *t, unsigned rank, const size_t shape[],
 		size_t max_elements, struct bn_error *err);
 
+/*
+ * bn_tensor_init without zeroing the data, for a caller that writes every
+ * element at once (a decoder): the same checks and returns.
+ */
+int bn_tensor_init_raw(struct bn_tensor *t, unsigned rank, const size_t shape[],
+		size_t max_elements, struct bn_error *err);
+
 /* Free t's data and zero it. Accepts a zeroed or already-finished tensor. */
 void bn_tensor_finish(struct bn_tensor *t);
 

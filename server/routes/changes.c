@@ -1,11 +1,14 @@
 /*
  * routes/changes.c: the steps every change of a layer shares (routes.h):
  * computed on a polling thread under the layer's write lock, committed by
- * the committer, answered once committed.
+ * the committer (SQLite) or at once in the transaction that locked the
+ * layer's row (PostgreSQL), answered once committed.
  */
 #include <stdlib.h>
 
 #include "errors.h"
+#include "replica.h"
+#include "store.h"
 #include "routes/routes.h"
 
 int bnd_change_begin(struct bnd_request *req, struct bnd_response *res, struct bnd_snapshot **ret_base)
@@ -21,11 +24,19 @@ int bnd_change_begin(struct bnd_request *req, struct bnd_response *res, struct b
 		pthread_mutex_unlock(&l->write_lock);
 		return bnd_fail(res, -ENOENT, NULL, "no layer named %s", l->name);
 	}
+	/* A shared store: lock the row and compute from it as stored. */
+	rc = bnd_replica_lock(req->d, l);
+	if (rc < 0) {
+		pthread_mutex_unlock(&l->write_lock);
+		return rc == -ENOENT ? bnd_fail(res, rc, NULL, "no layer named %s", l->name) :
+			bnd_fail(res, rc, NULL, "the store could not lock the layer; it is unchanged");
+	}
 	base = bnd_layer_base(l);
 	bnd_snapshot_etag(base, etag);
 	rc = bnd_check_if_match(req, etag, res);
 	if (rc < 0) {
 		bnd_snapshot_unref(base);
+		bnd_store_unlock_layer(req->d->store);
 		pthread_mutex_unlock(&l->write_lock);
 		return rc;
 	}
@@ -36,6 +47,7 @@ int bnd_change_begin(struct bnd_request *req, struct bnd_response *res, struct b
 void bnd_change_end(struct bnd_request *req, struct bnd_snapshot *base)
 {
 	bnd_snapshot_unref(base);
+	bnd_store_unlock_layer(req->d->store);
 	pthread_mutex_unlock(&req->layer->write_lock);
 }
 

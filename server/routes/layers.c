@@ -10,6 +10,7 @@
 #include "budget.h"
 #include "codec.h"
 #include "errors.h"
+#include "replica.h"
 #include "routes/routes.h"
 
 size_t bnd_layer_width(struct bnd_layer *l)
@@ -47,6 +48,10 @@ int bnd_layers_list(struct bnd_request *req, struct bnd_response *res)
 
 	int rc;
 
+	/* A shared store: list the table, with layers other daemons created or deleted. */
+	rc = bnd_replica_sync_all(req->d);
+	if (rc < 0)
+		return bnd_fail(res, rc, NULL, "the store could not be read");
 	if (bnd_registry_list(&req->d->registry, &layers, &n) < 0)
 		return bnd_fail(res, -ENOMEM, NULL, "out of memory listing layers");
 	/* A name, a config, a count and a time each. */
@@ -198,7 +203,12 @@ int bnd_layers_put(struct bnd_request *req, struct bnd_response *res)
 	if (rc < 0)
 		return rc;
 	pthread_mutex_lock(&reg->create_lock);
-	if (bnd_registry_find(reg, req->name, &l) == 0) {
+	rc = bnd_replica_layer(req->d, req->name, &l);
+	if (rc < 0 && rc != -ENOENT) {
+		pthread_mutex_unlock(&reg->create_lock);
+		return bnd_fail(res, rc, NULL, "the store could not be read; nothing was created");
+	}
+	if (rc == 0) {
 		req->layer = l;
 		rc = put_existing(req, res, l, &cfg);
 	} else {

@@ -27,6 +27,7 @@
 #include "codec.h"
 #include "errors.h"
 #include "import.h"
+#include "replica.h"
 #include "routes/routes.h"
 
 struct target {
@@ -121,7 +122,10 @@ static int plan(struct bnd_request *req, struct bnd_response *res, enum bnd_impo
 	char etag[BND_ETAG_MAX];
 	int rc;
 
-	if (bnd_registry_find(&req->d->registry, in->name, &t->l) < 0) {
+	rc = bnd_replica_layer(req->d, in->name, &t->l);
+	if (rc < 0 && rc != -ENOENT)
+		return bnd_fail(res, rc, NULL, "the store could not be read; nothing was imported");
+	if (rc < 0) {
 		t->l = NULL;
 		if (mode == BND_IMPORT_UPDATE)
 			return bnd_fail(res, -EEXIST, BND_E_CONFLICT, "%s: there is no layer named %s; mode "
@@ -489,6 +493,10 @@ int bnd_models_export(struct bnd_request *req, struct bnd_response *res)
 		return bnd_fail(res, -EBADMSG, BND_E_INVALID_QUERY, "prefix is longer than %d characters", BND_NAME_MAX);
 	if (strip && strcmp(strip, "true") && strcmp(strip, "false"))
 		return bnd_fail(res, -EBADMSG, BND_E_INVALID_QUERY, "strip must be true or false");
+	/* A shared store: the layers as stored now (another daemon may have changed them). */
+	rc = bnd_replica_sync_all(req->d);
+	if (rc < 0)
+		return bnd_fail(res, rc, NULL, "the store could not be read");
 	/* With create_lock and every write lock held at once, the export is one moment's state. */
 	pthread_mutex_lock(&reg->create_lock);
 	if (bnd_registry_list(reg, &all, &n) < 0) {

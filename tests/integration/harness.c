@@ -106,6 +106,11 @@ int it_daemon_init(struct it_daemon *d, int argc, char **argv)
 		exit(1);
 	}
 	snprintf(d->db, sizeof(d->db), "%s/layers.db", d->dir);
+	if (it_store_pg() && it_pg_create(d) < 0) {
+		rmdir(d->dir);
+		d->dir[0] = '\0';
+		return -ENOENT;
+	}
 	return 0;
 }
 
@@ -244,8 +249,8 @@ int it_daemon_start(struct it_daemon *d, const char *const extra_args[])
 	argv[argc++] = d->exe;
 	argv[argc++] = "--listen";
 	argv[argc++] = "127.0.0.1:0";
-	argv[argc++] = "--db";
-	argv[argc++] = d->db;
+	argv[argc++] = d->store[0] ? "--store" : "--db";
+	argv[argc++] = d->store[0] ? d->store : d->db;
 	for (size_t i = 0; extra_args && extra_args[i]; i++) {
 		if (argc + 2 > sizeof(argv) / sizeof(argv[0]))
 			return -E2BIG;
@@ -339,6 +344,7 @@ void it_daemon_kill(struct it_daemon *d)
 void it_daemon_finish(struct it_daemon *d)
 {
 	it_daemon_kill(d);
+	it_pg_drop(d);
 	if (!d->dir[0])
 		return;
 	DIR *dir = opendir(d->dir);

@@ -46,6 +46,8 @@ struct it_daemon {
 	char exe[4096];
 	char dir[64];        /* mkdtemp'd; removed by it_daemon_finish() */
 	char db[128];        /* dir/layers.db */
+	char store[512];     /* the PostgreSQL URL on that backend (harness_pg.c), else "" */
+	bool store_owner;    /* this daemon's database is dropped by it_daemon_finish() */
 	pid_t pid;           /* 0 when not running */
 	int port;
 	char base[64];       /* http://127.0.0.1:PORT */
@@ -99,6 +101,33 @@ int it_run(struct it_daemon *d, const char *test_name, int argc, char **argv,
  * exactly line ("batchnormd_commit_queue 2"). Whether it was seen.
  */
 bool it_wait_metric(const struct it_daemon *d, const char *line, int timeout_ms);
+
+/*
+ * The PostgreSQL backend (harness_pg.c). A test registered in the
+ * integration-pg suite runs with BATCHNORMD_TEST_BACKEND=postgresql and
+ * BATCHNORMD_TEST_STORE (postgresql://user@host:port, from
+ * tests/pg/cluster run); it_daemon_init() then creates a database of its
+ * own for the daemon, which starts with --store instead of --db.
+ */
+bool it_store_pg(void);
+
+/* Create d's database and set d->store; 0, or -ENOENT (said) when there is no cluster. */
+int it_pg_create(struct it_daemon *d);
+
+/* Drop d's database if d created it. */
+void it_pg_drop(struct it_daemon *d);
+
+/* Make d a replica of from: the same database (PostgreSQL only). */
+void it_daemon_share(struct it_daemon *d, const struct it_daemon *from);
+
+/* Stop or start the test cluster's server (action "stop" or "start"); 0 or -1. */
+int it_pg_server(const char *action);
+
+/* Run sql on d's database; *ret_value (may be NULL) gets the first column of the first row. 0 or -EIO. */
+int it_pg_sql(const struct it_daemon *d, const char *sql, long *ret_value);
+
+/* Skip a SQLite-only check on PostgreSQL, saying why; true when skipped. */
+bool it_skip_on_pg(const char *what);
 
 /* Write a file named name into the daemon's directory; its path goes to path. 0 or -errno. */
 int it_write_file(struct it_daemon *d, const char *name, const char *content,

@@ -160,6 +160,10 @@ static long orphan_calibrations(void)
 	sqlite3_stmt *st = NULL;
 	long n = -1;
 
+	if (it_store_pg()) {
+		it_pg_sql(&d, "SELECT count(*) FROM calibration WHERE layer_id NOT IN (SELECT id FROM layers)", &n);
+		return n;
+	}
 	if (sqlite3_open_v2(d.db, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
 			sqlite3_prepare_v2(db, "SELECT count(*) FROM calibration WHERE layer_id NOT IN "
 				"(SELECT id FROM layers)", -1, &st, NULL) == SQLITE_OK &&

@@ -459,6 +459,9 @@ int main(int argc, char **argv)
 	struct cmd_result res;
 	char wal[160];
 
+	/* Damaged files, check and backup are SQLite's: PostgreSQL keeps its own. */
+	if (it_skip_on_pg("damaged database files, batchnormd check and backup are SQLite's"))
+		return 77;
 	if (it_daemon_init(&d, argc, argv) < 0 || it_daemon_init(&r, argc, argv) < 0)
 		return 77;
 	if (!CHECKF(it_daemon_start(&d, NULL) == 0, "batchnormd did not start"))

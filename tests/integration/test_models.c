@@ -459,6 +459,11 @@ static void db_exec(const char *sql)
 {
 	sqlite3 *db = NULL;
 
+	if (it_store_pg()) {
+		CHECKF(it_pg_sql(&d, sql, NULL) == 0, "%s", sql);
+		return;
+	}
+
 	CHECK(sqlite3_open(d.db, &db) == SQLITE_OK);
 	sqlite3_busy_timeout(db, 10000);
 	CHECKF(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db));
@@ -471,6 +476,13 @@ static long db_count(const char *like)
 	sqlite3_stmt *st = NULL;
 	long n = -1;
 
+	if (it_store_pg()) {
+		char sql[160];
+
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM layers WHERE name LIKE '%s'", like);
+		CHECK(it_pg_sql(&d, sql, &n) == 0);
+		return n;
+	}
 	CHECK(sqlite3_open(d.db, &db) == SQLITE_OK);
 	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM layers WHERE name LIKE ?1", -1, &st, NULL) == SQLITE_OK &&
 	    sqlite3_bind_text(st, 1, like, -1, SQLITE_STATIC) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
@@ -485,12 +497,18 @@ static void test_store_failure(void)
 {
 	struct bn_buf b;
 
-	db_exec("CREATE TRIGGER refuse_last BEFORE INSERT ON layers WHEN NEW.name = 'tx.layer4.1.bn2' "
-		"BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
+	if (it_store_pg())
+		db_exec("CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+			"$$BEGIN RAISE EXCEPTION 'refused by the test'; END$$; "
+			"CREATE TRIGGER refuse_last BEFORE INSERT ON layers FOR EACH ROW "
+			"WHEN (NEW.name = 'tx.layer4.1.bn2') EXECUTE FUNCTION refuse()");
+	else
+		db_exec("CREATE TRIGGER refuse_last BEFORE INSERT ON layers WHEN NEW.name = 'tx.layer4.1.bn2' "
+			"BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
 	model_safetensors(&b, false);
 	refused("/v1/import?prefix=tx.", b.data, b.len, ST, NULL, 503, "store_unavailable", "nothing changed");
 	CHECKF(db_count("tx.%") == 0, "%ld rows of a failed import stayed in the database", db_count("tx.%"));
-	db_exec("DROP TRIGGER refuse_last");
+	db_exec(it_store_pg() ? "DROP TRIGGER refuse_last ON layers" : "DROP TRIGGER refuse_last");
 	bn_buf_finish(&b);
 }
 

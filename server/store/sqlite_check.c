@@ -1,5 +1,5 @@
 /*
- * store_check.c: PRAGMA quick_check / integrity_check on a database file,
+ * store/sqlite_check.c: PRAGMA quick_check / integrity_check on a database file,
  * and online backups with SQLite's backup API (store_check.h).
  */
 #include <errno.h>

@@ -1,11 +1,12 @@
 /*
- * store_history.c: reading layers back at start, and pages of history (store.h).
+ * store/sqlite_history.c: reading layers back at start, and pages of history
+ * (the SQLite backend's load and history operations).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "store_internal.h"
+#include "store/sqlite_internal.h"
 
 /* Read one layers row (id, name, LAYER_COLS) into a new snapshot. */
 static int read_layer(sqlite3_stmt *st, struct bnd_snapshot **ret)
@@ -53,9 +54,10 @@ static int read_layer(sqlite3_stmt *st, struct bnd_snapshot **ret)
 	return 0;
 }
 
-int bnd_store_load(struct bnd_store *s,
+int sqlite_load(struct bnd_store *b,
 		int (*add)(void *ud, const char *name, struct bnd_snapshot *snap), void *ud)
 {
+	struct sqlite_store *s = (struct sqlite_store *)b;
 	sqlite3_stmt *st;
 	int rc = 0, step;
 
@@ -104,10 +106,11 @@ static int read_entry(sqlite3_stmt *st, size_t n, struct bnd_history_entry *h, f
 	return rc;
 }
 
-int bnd_store_history(struct bnd_store *s, int64_t id, size_t num_features, int64_t after,
+int sqlite_history(struct bnd_store *b, int64_t id, size_t num_features, int64_t after,
 		size_t limit, int (*row)(void *ud, const struct bnd_history_entry *h), void *ud,
 		bool *ret_more)
 {
+	struct sqlite_store *s = (struct sqlite_store *)b;
 	sqlite3_stmt *st = s->rstmt[ST_HISTORY_PAGE];
 	size_t seen = 0;
 	int rc = 0, step;

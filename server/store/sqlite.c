@@ -1,17 +1,24 @@
 /*
- * store.c: opening the database, its migrations, and the layers table
- * (store.h). The history queries are in store_history.c.
+ * store/sqlite.c: the SQLite backend (store/ops.h): opening the database,
+ * its migrations, transactions and the layers table. Reads are in
+ * sqlite_history.c, the calibration table in sqlite_calibration.c.
+ *
+ * One connection, in WAL mode, guarded by a mutex that a transaction holds
+ * from begin to commit or rollback, for every write: commits serialize,
+ * which they would in SQLite anyway, and are grouped by the committer
+ * (commit.h). The reads requests make (history pages, /readyz, the
+ * calibration) go through a second connection of their own, so a commit
+ * that is syncing never holds them up. Every statement is prepared once at
+ * open. Migrations are tracked by PRAGMA user_version.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "embed.h"
-#include "metrics.h"
-#include "store_internal.h"
+#include "store/sqlite_internal.h"
 
 #define LAYER_COLS "num_features, eps, momentum, affine, track_running_stats, weight, bias, " \
 	"running_mean, running_var, num_batches_tracked, step, version, created_at, updated_at"
@@ -37,20 +44,12 @@ static const char *const stmt_sql[ST_COUNT_] = {
 	[ST_PING] = "SELECT count(*) FROM layers",
 };
 
-int64_t bnd_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int store_fail(struct bnd_store *s, const char *what)
+int store_fail(struct sqlite_store *s, const char *what)
 {
 	return store_fail_db(s, s->db, what);
 }
 
-int store_fail_db(struct bnd_store *s, sqlite3 *db, const char *what)
+int store_fail_db(struct sqlite_store *s, sqlite3 *db, const char *what)
 {
 	int code = sqlite3_extended_errcode(db) & 0xff;
 
@@ -61,7 +60,7 @@ int store_fail_db(struct bnd_store *s, sqlite3 *db, const char *what)
 	return -EIO;
 }
 
-int store_exec(struct bnd_store *s, enum store_stmt which, const char *what)
+int store_exec(struct sqlite_store *s, enum store_stmt which, const char *what)
 {
 	sqlite3_stmt *st = s->stmt[which];
 	int rc = sqlite3_step(st);
@@ -112,7 +111,7 @@ int store_column_floats(sqlite3_stmt *st, int col, size_t n, float **ret)
 }
 
 /* Apply the migrations past the database's user_version, all in one transaction. */
-static int migrate(struct bnd_store *s)
+static int migrate(struct sqlite_store *s)
 {
 	sqlite3_stmt *st;
 	int64_t version;
@@ -124,24 +123,24 @@ static int migrate(struct bnd_store *s)
 	sqlite3_finalize(st);
 	if (version < 0)
 		return store_fail(s, "reading user_version");
-	if ((uint64_t)version > bnd_migrations_count) {
+	if ((uint64_t)version > bnd_migrations_sqlite_count) {
 		fprintf(stderr, "store: the database's schema version %lld is newer than this batchnormd "
 			"knows (%zu): refusing to start; use a newer batchnormd\n",
-			(long long)version, bnd_migrations_count);
+			(long long)version, bnd_migrations_sqlite_count);
 		return -EPROTO;
 	}
-	if ((uint64_t)version == bnd_migrations_count)
+	if ((uint64_t)version == bnd_migrations_sqlite_count)
 		return 0;
 	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		return store_fail(s, "starting the migrations");
-	for (size_t i = (size_t)version; i < bnd_migrations_count; i++) {
-		if (sqlite3_exec(s->db, (const char *)bnd_migrations[i].data, NULL, NULL, NULL) != SQLITE_OK) {
-			fprintf(stderr, "store: migration %s: %s\n", bnd_migrations[i].name, sqlite3_errmsg(s->db));
+	for (size_t i = (size_t)version; i < bnd_migrations_sqlite_count; i++) {
+		if (sqlite3_exec(s->db, (const char *)bnd_migrations_sqlite[i].data, NULL, NULL, NULL) != SQLITE_OK) {
+			fprintf(stderr, "store: migration %s: %s\n", bnd_migrations_sqlite[i].name, sqlite3_errmsg(s->db));
 			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 			return -EIO;
 		}
 	}
-	snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %zu", bnd_migrations_count);
+	snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %zu", bnd_migrations_sqlite_count);
 	if (sqlite3_exec(s->db, pragma, NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
 		int rc = store_fail(s, "committing the migrations");
@@ -150,12 +149,14 @@ static int migrate(struct bnd_store *s)
 		return rc;
 	}
 	fprintf(stderr, "store: schema migrated from version %lld to %zu\n", (long long)version,
-		bnd_migrations_count);
+		bnd_migrations_sqlite_count);
 	return 0;
 }
 
+static void sqlite_close(struct bnd_store *b);
+
 /* Open the read connection and prepare its statements, once the schema is current. */
-static int open_reader(struct bnd_store *s, const char *path)
+static int open_reader(struct sqlite_store *s, const char *path)
 {
 	static const enum store_stmt reads[] = { ST_HISTORY_PAGE, ST_PING };
 
@@ -174,19 +175,18 @@ static int open_reader(struct bnd_store *s, const char *path)
 	return 0;
 }
 
-int bnd_store_open(const char *path, bool sync_full, struct bnd_store **ret)
+static int sqlite_open(const char *path, bool sync_full, struct bnd_store **ret)
 {
-	struct bnd_store *s = calloc(1, sizeof(*s));
+	struct sqlite_store *s = calloc(1, sizeof(*s));
 	char pragmas[160];
 	int rc = -EIO;
 
 	if (!s)
 		return -ENOMEM;
+	s->base.ops = &bnd_store_sqlite_ops;
 	atomic_init(&s->corrupt, false);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->rlock, NULL);
-	s->fail_path = getenv("BATCHNORMD_TEST_FAIL_COMMIT");
-	s->hold_path = getenv("BATCHNORMD_TEST_HOLD_COMMIT");
 	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 			SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		fprintf(stderr, "store: opening %s: %s\n", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
@@ -212,17 +212,17 @@ int bnd_store_open(const char *path, bool sync_full, struct bnd_store **ret)
 	rc = open_reader(s, path);
 	if (rc < 0)
 		goto fail;
-	*ret = s;
+	*ret = &s->base;
 	return 0;
 fail:
-	bnd_store_close(s);
+	sqlite_close(&s->base);
 	return rc;
 }
 
-void bnd_store_close(struct bnd_store *s)
+static void sqlite_close(struct bnd_store *b)
 {
-	if (!s)
-		return;
+	struct sqlite_store *s = (struct sqlite_store *)b;
+
 	for (int i = 0; i < ST_COUNT_; i++) {
 		sqlite3_finalize(s->stmt[i]);
 		sqlite3_finalize(s->rstmt[i]);
@@ -261,7 +261,7 @@ static int bind_layer(sqlite3_stmt *st, const struct bnd_snapshot *snap)
 	return rc == SQLITE_OK ? 0 : -ENOMEM;
 }
 
-int bnd_store_insert(struct bnd_store *s, const char *name, struct bnd_snapshot *snap)
+int store_insert_locked(struct sqlite_store *s, const char *name, struct bnd_snapshot *snap)
 {
 	sqlite3_stmt *st = s->stmt[ST_INSERT];
 	int rc = bind_layer(st, snap);
@@ -278,7 +278,7 @@ int bnd_store_insert(struct bnd_store *s, const char *name, struct bnd_snapshot 
 	return rc;
 }
 
-int bnd_store_update(struct bnd_store *s, const struct bnd_snapshot *snap)
+int store_update_locked(struct sqlite_store *s, const struct bnd_snapshot *snap)
 {
 	sqlite3_stmt *st = s->stmt[ST_UPDATE];
 
@@ -289,15 +289,11 @@ int bnd_store_update(struct bnd_store *s, const struct bnd_snapshot *snap)
 	return store_exec(s, ST_UPDATE, "updating a layer");
 }
 
-int64_t bnd_store_history_entry_bytes(const struct bnd_history_entry *h)
-{
-	return (int64_t)h->num_features * (h->running_mean ? 16 : 8) + BND_HISTORY_ENTRY_OVERHEAD;
-}
-
-/* Add the history row and trim the oldest, in the open transaction. */
-static int history_add(struct bnd_store *s, int64_t id, const struct bnd_history_entry *h,
+/* Add the history row and trim the oldest, inside a transaction. */
+static int sqlite_history_add(struct bnd_store *b, int64_t id, const struct bnd_history_entry *h,
 		int64_t keep, int64_t keep_bytes)
 {
+	struct sqlite_store *s = (struct sqlite_store *)b;
 	/* A layer's entries all have its width: the byte cap is a count of them. */
 	int64_t fit = keep_bytes / bnd_store_history_entry_bytes(h);
 
@@ -329,16 +325,53 @@ static int history_add(struct bnd_store *s, int64_t id, const struct bnd_history
 	return store_exec(s, ST_HISTORY_TRIM, "trimming history");
 }
 
-int bnd_store_train(struct bnd_store *s, const struct bnd_snapshot *snap,
-		const struct bnd_history_entry *h, int64_t keep, int64_t keep_bytes)
+/* Begin a transaction: takes the store's lock until commit or rollback. */
+static int sqlite_begin(struct bnd_store *b)
 {
-	int rc = bnd_store_update(s, snap);
+	struct sqlite_store *s = (struct sqlite_store *)b;
+	int rc;
 
-	return rc < 0 ? rc : history_add(s, snap->id, h, keep, keep_bytes);
+	pthread_mutex_lock(&s->lock);
+	rc = store_exec(s, ST_BEGIN, "beginning a transaction");
+	if (rc < 0)
+		pthread_mutex_unlock(&s->lock);
+	return rc;
 }
 
-int bnd_store_delete(struct bnd_store *s, int64_t id)
+static void sqlite_rollback(struct bnd_store *b)
 {
+	struct sqlite_store *s = (struct sqlite_store *)b;
+
+	if (!sqlite3_get_autocommit(s->db))
+		store_exec(s, ST_ROLLBACK, "rolling back");
+	pthread_mutex_unlock(&s->lock);
+}
+
+static int sqlite_commit(struct bnd_store *b)
+{
+	struct sqlite_store *s = (struct sqlite_store *)b;
+	int rc = store_exec(s, ST_COMMIT, "committing");
+
+	if (rc < 0 && !sqlite3_get_autocommit(s->db))
+		store_exec(s, ST_ROLLBACK, "rolling back");
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static int sqlite_insert(struct bnd_store *b, const char *name, struct bnd_snapshot *snap)
+{
+	return store_insert_locked((struct sqlite_store *)b, name, snap);
+}
+
+static int sqlite_update(struct bnd_store *b, const struct bnd_snapshot *snap)
+{
+	return store_update_locked((struct sqlite_store *)b, snap);
+}
+
+/* Delete a layer's history and row, inside a transaction. */
+static int sqlite_remove(struct bnd_store *b, int64_t id)
+{
+	struct sqlite_store *s = (struct sqlite_store *)b;
 	int rc;
 
 	sqlite3_bind_int64(s->stmt[ST_DELETE_HISTORY], 1, id);
@@ -350,92 +383,37 @@ int bnd_store_delete(struct bnd_store *s, int64_t id)
 	return rc;
 }
 
-/* Whether the test hook's file exists (store_internal.h). */
-static bool hook_on(const char *path)
+static int sqlite_ping(struct bnd_store *b)
 {
-	return path && access(path, F_OK) == 0;
-}
-
-/*
- * Whether the fail hook fails this commit: its file holds a count of
- * commits to fail (counted down, and the file removed at the last), or
- * no count: every commit fails while it exists.
- */
-static bool hook_fail(const char *path)
-{
-	char buf[32], *end;
-	size_t len;
-	long n;
-	FILE *f;
-
-	if (!path || !(f = fopen(path, "r")))
-		return false;
-	len = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[len] = '\0';
-	n = strtol(buf, &end, 10);
-	if (end == buf)
-		return true;
-	if (n <= 1) {
-		remove(path);
-	} else if ((f = fopen(path, "w"))) {
-		fprintf(f, "%ld\n", n - 1);
-		fclose(f);
-	}
-	return n >= 1;
-}
-
-int bnd_store_begin(struct bnd_store *s)
-{
-	int rc;
-
-	pthread_mutex_lock(&s->lock);
-	s->tx_started = bnd_metrics_clock();
-	rc = store_exec(s, ST_BEGIN, "beginning a transaction");
-	if (rc < 0)
-		pthread_mutex_unlock(&s->lock);
-	return rc;
-}
-
-int bnd_store_commit(struct bnd_store *s)
-{
-	struct timespec tick = { 0, 5 * 1000 * 1000 };
-	int rc;
-
-	while (hook_on(s->hold_path))
-		nanosleep(&tick, NULL);
-	if (hook_fail(s->fail_path)) {
-		fprintf(stderr, "store: committing: failed on purpose (%s exists)\n", s->fail_path);
-		rc = -EIO;
-	} else {
-		rc = store_exec(s, ST_COMMIT, "committing");
-	}
-	if (rc < 0 && !sqlite3_get_autocommit(s->db))
-		store_exec(s, ST_ROLLBACK, "rolling back");
-	pthread_mutex_unlock(&s->lock);
-	bnd_metrics_commit(bnd_metrics_clock() - s->tx_started);
-	return rc;
-}
-
-void bnd_store_rollback(struct bnd_store *s)
-{
-	if (!sqlite3_get_autocommit(s->db))
-		store_exec(s, ST_ROLLBACK, "rolling back");
-	pthread_mutex_unlock(&s->lock);
-	bnd_metrics_commit(bnd_metrics_clock() - s->tx_started);
-}
-
-int bnd_store_ping(struct bnd_store *s)
-{
-	sqlite3_stmt *st = s->rstmt[ST_PING];
+	struct sqlite_store *s = (struct sqlite_store *)b;
 	int rc;
 
 	if (atomic_load(&s->corrupt))
 		return -EUCLEAN;
 	pthread_mutex_lock(&s->rlock);
-	rc = sqlite3_step(st);
+	rc = sqlite3_step(s->rstmt[ST_PING]);
 	rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_fail_db(s, s->rdb, "answering /readyz");
-	sqlite3_reset(st);
+	sqlite3_reset(s->rstmt[ST_PING]);
 	pthread_mutex_unlock(&s->rlock);
 	return atomic_load(&s->corrupt) ? -EUCLEAN : rc;
 }
+
+const struct bnd_store_ops bnd_store_sqlite_ops = {
+	.name = "sqlite",
+	.shared = false,
+	.open = sqlite_open,
+	.close = sqlite_close,
+	.load = sqlite_load,
+	.begin = sqlite_begin,
+	.commit = sqlite_commit,
+	.rollback = sqlite_rollback,
+	.insert = sqlite_insert,
+	.update = sqlite_update,
+	.history_add = sqlite_history_add,
+	.remove = sqlite_remove,
+	.history = sqlite_history,
+	.calibration_get = sqlite_calibration_get,
+	.calibration_put = sqlite_calibration_put,
+	.calibration_delete = sqlite_calibration_delete,
+	.ping = sqlite_ping,
+};

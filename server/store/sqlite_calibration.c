@@ -1,5 +1,5 @@
 /*
- * store_calibration.c: the calibration table (store_calibration.h).
+ * store/sqlite_calibration.c: the calibration table on SQLite (store_calibration.h).
  *
  * Arrays are little-endian float64 BLOBs. These statements run rarely next
  * to train steps, so each is prepared when used: the writes on the store's
@@ -11,10 +11,10 @@
 #include <string.h>
 
 #include "store_calibration.h"
-#include "store_internal.h"
+#include "store/sqlite_internal.h"
 
 /* Prepare sql on connection db (s->db or s->rdb); 0 or -EIO (logged). */
-static int prepare(struct bnd_store *s, sqlite3 *db, const char *sql, sqlite3_stmt **ret, const char *what)
+static int prepare(struct sqlite_store *s, sqlite3 *db, const char *sql, sqlite3_stmt **ret, const char *what)
 {
 	if (sqlite3_prepare_v2(db, sql, -1, ret, NULL) != SQLITE_OK)
 		return store_fail_db(s, db, what);
@@ -77,9 +77,10 @@ static int read_row(sqlite3_stmt *st, size_t n, struct bn_calibration *c,
 	return 0;
 }
 
-int bnd_store_calibration_get(struct bnd_store *s, int64_t layer_id, size_t num_features,
+int sqlite_calibration_get(struct bnd_store *b, int64_t layer_id, size_t num_features,
 		struct bn_calibration *ret, struct bnd_calibration_times *times)
 {
+	struct sqlite_store *s = (struct sqlite_store *)b;
 	sqlite3_stmt *st = NULL;
 	struct bn_calibration c;
 	int rc;
@@ -109,9 +110,10 @@ int bnd_store_calibration_get(struct bnd_store *s, int64_t layer_id, size_t num_
 	return rc;
 }
 
-int bnd_store_calibration_put(struct bnd_store *s, int64_t layer_id, const struct bn_calibration *c,
+int sqlite_calibration_put(struct bnd_store *base, int64_t layer_id, const struct bn_calibration *c,
 		int64_t now_ms)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	size_t n = c->num_features;
 	sqlite3_stmt *st = NULL;
 	int rc, b = 0;
@@ -138,8 +140,10 @@ int bnd_store_calibration_put(struct bnd_store *s, int64_t layer_id, const struc
 	return rc;
 }
 
-int bnd_store_calibration_delete(struct bnd_store *s, int64_t layer_id)
+/* Delete the layer's calibration, if it has one, inside the open transaction. */
+int sqlite_calibration_delete(struct bnd_store *b, int64_t layer_id)
 {
+	struct sqlite_store *s = (struct sqlite_store *)b;
 	sqlite3_stmt *st = NULL;
 	int rc = prepare(s, s->db, "DELETE FROM calibration WHERE layer_id = ?1", &st, "deleting a calibration");
 
@@ -150,11 +154,4 @@ int bnd_store_calibration_delete(struct bnd_store *s, int64_t layer_id)
 	}
 	sqlite3_finalize(st);
 	return rc;
-}
-
-int bnd_store_calibration_commit(struct bnd_store *s, const struct bnd_snapshot *snap)
-{
-	int rc = bnd_store_update(s, snap);
-
-	return rc < 0 ? rc : bnd_store_calibration_delete(s, snap->id);
 }
