@@ -123,6 +123,28 @@ static void *held_step(void *arg)
 	return NULL;
 }
 
+/*
+ * Wait (up to 20 s) until the held step has made its writes and waits for
+ * COMMIT: on SQLite the committer holds it (the queue shows it), on
+ * PostgreSQL the request's own transaction, idle after a write.
+ */
+static bool wait_held(void)
+{
+	struct timespec tick = { 0, 10 * 1000 * 1000 };
+
+	if (!it_store_pg())
+		return it_wait_metric(&d, "batchnormd_commit_queue 1", 20000);
+	for (int i = 0; i < 2000; i++) {
+		long n = 0;
+
+		if (it_pg_sql(&d, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+				"AND state = 'idle in transaction' AND query NOT ILIKE 'select%'", &n) == 0 && n == 1)
+			return true;
+		nanosleep(&tick, NULL);
+	}
+	return false;
+}
+
 static void test_answer_after_commit(void)
 {
 	struct timespec second = { 1, 0 };
@@ -138,7 +160,7 @@ static void test_answer_after_commit(void)
 		return;
 	fclose(f);
 	CHECK(pthread_create(&t, NULL, held_step, NULL) == 0);
-	CHECKF(it_wait_metric(&d, "batchnormd_commit_queue 1", 20000), "the step never reached the committer");
+	CHECKF(wait_held(), "the step never reached its commit");
 	/* Its commit is held: a second is ample for an answer that did not wait for it to arrive. */
 	nanosleep(&second, NULL);
 	CHECKF(!atomic_load(&held_answered), "a train step was answered (%ld) before its commit", held_status);

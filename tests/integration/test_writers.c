@@ -297,6 +297,8 @@ static void test_import(void)
 
 int main(int argc, char **argv)
 {
+	if (it_skip_on_pg("changes chaining on pending state are the committer's, SQLite's: on PostgreSQL each change is its own transaction"))
+		return 77;
 	if (it_daemon_init(&d, argc, argv) < 0)
 		return 77;
 	snprintf(hold_path, sizeof(hold_path), "%s/hold", d.dir);
