@@ -106,6 +106,9 @@ int bnd_fail_commit(struct bnd_response *res, int rc, const char *what)
 			"commit failed; the layer is as it was last committed", what);
 	if (rc == -ESHUTDOWN)
 		return bnd_fail(res, rc, NULL, "the server is shutting down; %s was not committed", what);
+	if (rc == -EEXIST)
+		return bnd_fail(res, rc, NULL, "%s conflicts with a change another server sharing the store "
+			"made meanwhile; nothing of it was committed, read the layer again and retry", what);
 	return bnd_fail(res, rc, NULL, "the store could not commit %s (nor anything committed with it); "
 		"the layer is as it was last committed", what);
 }
