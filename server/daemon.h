@@ -14,6 +14,7 @@
 #include "store_check.h"
 
 struct bnd_conns;
+struct bnd_committer;
 
 struct bnd_options {
 	char host[64];          /* an IPv4 or IPv6 literal */
@@ -38,6 +39,7 @@ struct bnd_options {
 	unsigned max_per_client;    /* at once from one address; 0: no cap */
 	bool max_per_client_set;    /* given; otherwise a quarter of max_connections */
 	unsigned request_timeout;   /* seconds to receive one whole request */
+	size_t commit_queue;        /* changes waiting for or in a commit, at most */
 };
 
 struct bnd_daemon {
@@ -48,6 +50,7 @@ struct bnd_daemon {
 	size_t token_len;
 	atomic_int in_flight;   /* requests begun and not yet answered */
 	struct bnd_conns *conns; /* open connections and their request deadlines */
+	struct bnd_committer *committer; /* writes every change (commit.h) */
 };
 
 #endif

@@ -26,7 +26,10 @@
 	X(ENOMEM,      500, BN_E_NO_MEMORY)                 \
 	X(EIO,         503, BND_E_STORE_UNAVAILABLE)        \
 	X(EUCLEAN,     503, BND_E_STORE_CORRUPT)            \
-	X(ENOBUFS,     503, BND_E_OVER_BUDGET)
+	X(ENOBUFS,     503, BND_E_OVER_BUDGET)              \
+	X(EAGAIN,      503, BND_E_COMMIT_QUEUE_FULL)        \
+	X(ECANCELED,   503, BND_E_STORE_UNAVAILABLE)        \
+	X(ESHUTDOWN,   503, BND_E_SHUTTING_DOWN)
 
 struct errno_row {
 	int err;

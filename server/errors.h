@@ -28,6 +28,8 @@
 #define BND_E_STORE_UNAVAILABLE  "store_unavailable"
 #define BND_E_STORE_CORRUPT      "store_corrupt"
 #define BND_E_OVER_BUDGET        "over_memory_budget"
+#define BND_E_COMMIT_QUEUE_FULL  "commit_queue_full"
+#define BND_E_SHUTTING_DOWN      "shutting_down"
 #define BND_E_INTERNAL           "internal_error"
 #define BND_E_NOT_TRACKING       "not_tracking"
 #define BND_E_NO_CALIBRATION     "no_calibration"

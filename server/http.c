@@ -14,6 +14,11 @@
  * A body draws on the memory budget (budget.h) before it is read: all of a
  * declared Content-Length at once, a chunked body a step at a time as it
  * grows. Whatever a request reserved is given back when it completes.
+ *
+ * A handler that queues a change for the committer returns BND_DEFERRED:
+ * the connection is then suspended until the change's commit is done, and
+ * the answer is built and queued when libmicrohttpd calls again after the
+ * committer resumed it (http_defer.c).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -27,30 +32,16 @@
 #include <unistd.h>
 
 #include "budget.h"
+#include "commit.h"
 #include "conns.h"
 #include "errors.h"
+#include "http_conn.h"
 #include "http.h"
 #include "replica.h"
 #include "metrics.h"
 
-#define PATH_LOG_MAX 200
 /* A chunked body reserves its budget in steps of this many bytes. */
 #define BODY_RESERVE_STEP ((size_t)1 << 20)
-
-struct conn_state {
-	struct bnd_request req;  /* first: bnd_request_drop_body() finds the rest from it */
-	struct bnd_response res;
-	struct bn_buf body;
-	size_t body_reserved; /* of req.reserved, what the body holds */
-	size_t slot;          /* metrics slot: route index or BND_METRICS_SLOT_* */
-	bool begun;           /* the access handler has seen it */
-	bool answered;        /* a response is queued */
-	bool ready;           /* res is final; queue it at the next call */
-	double started;
-	char *raw_path;       /* the path as sent, before percent-decoding; no query */
-	char method[8];
-	char path[PATH_LOG_MAX + 1];
-};
 
 /* Constant-time comparison of the Authorization header with "Bearer <token>". */
 static bool token_ok(const struct bnd_daemon *d, const char *auth)
@@ -242,6 +233,7 @@ static void start_request(struct conn_state *cs, struct bnd_daemon *d, struct MH
 			*p = '?';
 	bn_buf_init(&cs->res.body, 0);
 	bn_buf_init(&cs->body, d->opt.max_body_bytes);
+	bnd_defer_init(cs);
 	/* Files too are found by the path as sent: "/app.js%00x" is not app.js. */
 	if (static_file(cs, cs->raw_path) || check_headers(cs) < 0)
 		cs->ready = true;
@@ -296,10 +288,12 @@ static int collect(struct conn_state *cs, const char *data, size_t size)
 static void run_handler(struct conn_state *cs)
 {
 	struct bnd_request *req = &cs->req;
+	int rc;
 
 	req->body = cs->body.data ? cs->body.data : "";
 	req->body_len = cs->body.len;
-	if (req->route->handler(req, &cs->res) == 0 && cs->res.body.err)
+	rc = req->route->handler(req, &cs->res);
+	if (rc == 0 && cs->res.body.err)
 		bnd_fail(&cs->res, cs->res.body.err, NULL, "the answer could not be built (%s)",
 			cs->res.body.err == -E2BIG ? "too large" : "out of memory");
 	bnd_request_drop_body(req);
@@ -391,6 +385,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		/* Answer now what the headers decided, before a byte of the body is read. */
 		return cs->ready ? respond(cs) : MHD_YES;
 	}
+	if (cs->deferred) {
+		/* Resumed: the change's commit is done. */
+		if (!bnd_defer_woken(cs))
+			return MHD_YES;
+		bnd_defer_answer(cs);
+		return respond(cs);
+	}
 	if (cs->answered) {
 		*upload_size = 0;
 		return MHD_YES;
@@ -410,8 +411,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		/* The rest of a refused body is dropped as it comes, until --request-timeout. */
 		return MHD_YES;
 	}
-	if (!cs->ready)
+	if (!cs->ready) {
 		run_handler(cs);
+		/* A change waits for its commit without holding this thread. */
+		if (cs->deferred && !bnd_defer_wait(cs))
+			return MHD_YES;
+	}
 	return respond(cs);
 }
 
@@ -462,6 +467,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		free(cs);
 		return;
 	}
+	/* Never suspended at completion (the committer wakes every change first): free its context. */
+	if (cs->deferred && bnd_defer_woken(cs))
+		bnd_defer_answer(cs);
 	took = bnd_metrics_clock() - cs->started;
 	if (cs->answered) {
 		bnd_metrics_request(cs->slot, cs->method, cs->res.status, took);
@@ -493,7 +501,8 @@ struct MHD_Daemon *bnd_http_start(struct bnd_daemon *d, unsigned *ret_port)
 	struct sockaddr_storage ss = { 0 };
 	struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
 	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+		MHD_ALLOW_SUSPEND_RESUME;
 	const union MHD_DaemonInfo *info;
 	struct MHD_Daemon *mhd;
 	/* Near the limit, the newest tenth of the slots is kept for new clients. */
@@ -565,9 +574,15 @@ void bnd_http_stop(struct MHD_Daemon *mhd, struct bnd_daemon *d, double grace)
 	 */
 	if (fd != MHD_INVALID_SOCKET)
 		shutdown(fd, SHUT_RDWR);
-	/* Let the requests under way finish. */
+	/* Let the requests under way finish; those waiting for a commit are answered as it ends. */
 	while (atomic_load(&d->in_flight) > 0 && bnd_metrics_clock() < until)
 		nanosleep(&tick, NULL);
+	/*
+	 * Commit what is still queued (past the grace) and take no more
+	 * changes: every suspended request is resumed before the daemon
+	 * stops, which libmicrohttpd requires.
+	 */
+	bnd_committer_stop(d->committer);
 	MHD_stop_daemon(mhd);
 	if (fd != MHD_INVALID_SOCKET)
 		close(fd);

@@ -19,6 +19,7 @@
 #include "bn/error.h"
 #include "daemon.h"
 #include "embed.h"
+#include "layer_change.h"
 #include "registry.h"
 
 enum bnd_route_flag {
@@ -28,6 +29,8 @@ enum bnd_route_flag {
 	BND_ROUTE_NPY = 1 << 3,     /* also takes an application/x-npy body */
 	BND_ROUTE_BINARY = 1 << 4,  /* also takes an application/octet-stream (safetensors) body */
 };
+
+struct bnd_response;
 
 struct bnd_request {
 	struct bnd_daemon *d;
@@ -42,7 +45,13 @@ struct bnd_request {
 	const char *body;            /* the whole body, NUL-terminated; "" when none */
 	size_t body_len;
 	size_t reserved;             /* bytes of the memory budget held, given back at completion */
+	struct bnd_change *change;   /* the request's one change for the committer (bnd_request_defer) */
+	int (*answer)(struct bnd_request *req, struct bnd_response *res, void *ctx, int rc);
+	void *answer_ctx;
 };
+
+/* What a handler returns when its answer waits for a commit (bnd_request_defer). */
+#define BND_DEFERRED 1
 
 struct bnd_response {
 	unsigned status;
@@ -122,6 +131,34 @@ int bnd_reserve_answer(struct bnd_request *req, struct bnd_response *res, size_t
  * and give back its reservation; req->body becomes "".
  */
 void bnd_request_drop_body(struct bnd_request *req);
+
+/*
+ * Queue req->change (filled as bnd_change_submit() wants it, for layer l,
+ * with l's write_lock held) and answer later: once its commit is done the
+ * request resumes and answer(req, res, ctx, rc) runs on a polling thread
+ * with rc 0 (committed) or the failure, builds the answer (a 503 on
+ * failure) and frees ctx. Meanwhile the request is suspended, holding no
+ * thread. Returns BND_DEFERRED; or, when the commit queue is full or
+ * stopping, a 503 problem with Retry-After in res (-EAGAIN, -ESHUTDOWN),
+ * nothing queued, ctx still the caller's and change->next released.
+ */
+int bnd_request_defer(struct bnd_request *req, struct bnd_response *res, struct bnd_layer *l,
+		int (*answer)(struct bnd_request *req, struct bnd_response *res, void *ctx, int rc), void *ctx);
+
+/*
+ * The same for the changes of several layers committed as one (an
+ * import): g filled as bnd_change_group_submit() wants it, every member's
+ * write_lock held. On error nothing is queued and every member's next is
+ * released.
+ */
+int bnd_request_defer_group(struct bnd_request *req, struct bnd_response *res, struct bnd_change_group *g,
+		int (*answer)(struct bnd_request *req, struct bnd_response *res, void *ctx, int rc), void *ctx);
+
+/*
+ * The 503 for a change whose commit failed (rc from an answer callback):
+ * what names the change ("the train step"). Returns rc.
+ */
+int bnd_fail_commit(struct bnd_response *res, int rc, const char *what);
 
 /* 0 when If-Match is absent or matches etag; else a 412 problem and -ESTALE. */
 int bnd_check_if_match(const struct bnd_request *req, const char *etag, struct bnd_response *res);

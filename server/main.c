@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "commit.h"
 #include "budget.h"
 #include "http.h"
 #include "metrics.h"
@@ -67,6 +68,9 @@ static const struct flag flags[] = {
 	{ "request-timeout", "BATCHNORMD_REQUEST_TIMEOUT",
 	  "seconds to receive one whole request, headers and body (default 300)",
 	  "an integer from 1 to 86400" },
+	{ "commit-queue", "BATCHNORMD_COMMIT_QUEUE",
+	  "changes waiting for or in a commit, at most; past it 503 with Retry-After (default 4096)",
+	  "an integer from 1 to 1000000" },
 	{ "max-import-layers", "BATCHNORMD_MAX_IMPORT_LAYERS", "most layers in one POST /v1/import (default 1000)",
 	  "an integer from 1 to 100000" },
 	{ "store", "BATCHNORMD_STORE", "where layers are kept: sqlite:PATH (default sqlite:./batchnormd.db; "
@@ -171,9 +175,10 @@ static int apply(struct bnd_options *o, size_t i, const char *v)
 		o->max_per_client_set = true;
 		break;
 	case 15: rc = parse_count(v, 1, 86400, &n); o->request_timeout = (unsigned)n; break;
-	case 16: rc = parse_count(v, 1, 100000, &n); o->max_import_layers = (size_t)n; break;
-	case 17: o->store_url = v; return *v ? 0 : -EINVAL;
-	case 18: o->store_password_file = v; return *v ? 0 : -EINVAL;
+	case 16: rc = parse_count(v, 1, 1000000, &n); o->commit_queue = (size_t)n; break;
+	case 17: rc = parse_count(v, 1, 100000, &n); o->max_import_layers = (size_t)n; break;
+	case 18: o->store_url = v; return *v ? 0 : -EINVAL;
+	case 19: o->store_password_file = v; return *v ? 0 : -EINVAL;
 	}
 	return rc < 0 ? -EINVAL : 0;
 }
@@ -274,7 +279,7 @@ static void defaults(struct bnd_options *o)
 		.max_layers = 10000, .max_features = 65536, .history_limit = 1000, .max_import_layers = 1000,
 		.history_bytes = (int64_t)128 << 20, .max_memory = (size_t)512 << 20,
 		.sync_full = true, .start_check = BND_CHECK_QUICK,
-		.max_connections = 1000, .request_timeout = 300,
+		.max_connections = 1000, .request_timeout = 300, .commit_queue = 4096,
 	};
 }
 
@@ -309,6 +314,19 @@ static void fit_connections(struct bnd_options *o)
 		o->max_per_client = o->max_connections / 4 ? o->max_connections / 4 : 1;
 }
 
+/* Start the thread that commits every change. */
+static int start_committer(struct bnd_daemon *d)
+{
+	struct bnd_commit_backend b;
+	int rc;
+
+	bnd_store_commit_backend(d->store, &b);
+	rc = bnd_committer_create(&b, d->opt.commit_queue, &d->committer);
+	if (rc < 0)
+		fprintf(stderr, "batchnormd: cannot start the committer: %s\n", strerror(-rc));
+	return rc;
+}
+
 /* Serve until SIGTERM or SIGINT. */
 static int serve(struct bnd_daemon *d, const sigset_t *stop)
 {
@@ -325,6 +343,11 @@ static int serve(struct bnd_daemon *d, const sigset_t *stop)
 	fprintf(stderr, "batchnormd %s: %zu layers from %s, %u threads, sync %s, memory budget %zu bytes%s\n",
 		VERSION, bnd_registry_count(&d->registry), d->opt.db_path ? d->opt.db_path : "PostgreSQL", d->opt.threads,
 		d->opt.sync_full ? "full" : "normal", d->opt.max_memory, d->token ? ", token required for changes" : "");
+	if (bnd_store_shared(d->store))
+		fprintf(stderr, "batchnormd: PostgreSQL: each change is its own transaction, on the row it locks\n");
+	else
+		fprintf(stderr, "batchnormd: group commit, at most %zu changes waiting (--commit-queue)\n",
+			d->opt.commit_queue);
 	if (d->opt.max_per_client)
 		fprintf(stderr, "batchnormd: at most %u connections, %u from one address, %u s per request\n",
 			d->opt.max_connections, d->opt.max_per_client, d->opt.request_timeout);
@@ -383,8 +406,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "batchnormd: could not load the layers from %s\n", bnd_store_backend(d.store));
 		goto out;
 	}
+	if (start_committer(&d) < 0)
+		goto out;
 	rc = serve(&d, &stop);
 out:
+	/* After the HTTP daemon (which stops it first), before the store. */
+	bnd_committer_destroy(d.committer);
 	bnd_registry_finish(&d.registry);
 	bnd_store_close(d.store);
 	free(d.token);

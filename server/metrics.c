@@ -97,6 +97,33 @@ void bnd_metrics_commit(double seconds)
 	observe(&commits, seconds);
 }
 
+static atomic_size_t commit_queue;
+static atomic_uint_fast64_t commit_groups, commit_changes;
+
+void bnd_metrics_commit_queue(size_t held)
+{
+	atomic_store_explicit(&commit_queue, held, memory_order_relaxed);
+}
+
+void bnd_metrics_commit_group(size_t changes)
+{
+	atomic_fetch_add_explicit(&commit_groups, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&commit_changes, changes, memory_order_relaxed);
+}
+
+static void write_commit_queue(struct bn_buf *out)
+{
+	bn_buf_printf(out, "# HELP batchnormd_commit_queue Changes waiting for a commit or in one.\n"
+		"# TYPE batchnormd_commit_queue gauge\nbatchnormd_commit_queue %zu\n"
+		"# HELP batchnormd_commit_groups_total Transactions the committer has run.\n"
+		"# TYPE batchnormd_commit_groups_total counter\nbatchnormd_commit_groups_total %" PRIu64 "\n"
+		"# HELP batchnormd_commit_changes_total Changes written in them (their ratio: the mean group).\n"
+		"# TYPE batchnormd_commit_changes_total counter\nbatchnormd_commit_changes_total %" PRIu64 "\n",
+		atomic_load_explicit(&commit_queue, memory_order_relaxed),
+		(uint64_t)atomic_load_explicit(&commit_groups, memory_order_relaxed),
+		(uint64_t)atomic_load_explicit(&commit_changes, memory_order_relaxed));
+}
+
 static const char *slot_name(size_t slot)
 {
 	if (slot < bnd_routes_count)
@@ -175,6 +202,7 @@ int bnd_metrics_write(struct bn_buf *out, struct bnd_registry *reg)
 	bn_buf_puts(out, "# HELP batchnormd_store_commit_duration_seconds Time of one store transaction.\n"
 		"# TYPE batchnormd_store_commit_duration_seconds histogram\n");
 	write_histogram(out, "batchnormd_store_commit_duration_seconds", "", &commits);
+	write_commit_queue(out);
 	if (bnd_registry_list(reg, &layers, &n) < 0)
 		return -ENOMEM;
 	bn_buf_printf(out, "# HELP batchnormd_layers Layers stored.\n# TYPE batchnormd_layers gauge\n"

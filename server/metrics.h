@@ -35,6 +35,12 @@ void bnd_metrics_request(size_t slot, const char *method, unsigned status, doubl
 /* Count one store transaction of the given duration. */
 void bnd_metrics_commit(double seconds);
 
+/* The committer's jobs waiting for a commit or in one, now (a gauge). */
+void bnd_metrics_commit_queue(size_t held);
+
+/* Count one transaction of the committer and the changes it wrote. */
+void bnd_metrics_commit_group(size_t changes);
+
 /* Append every metric in Prometheus text format 0.0.4. Returns out->err. */
 int bnd_metrics_write(struct bn_buf *out, struct bnd_registry *reg);
 

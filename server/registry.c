@@ -79,6 +79,7 @@ int bnd_layer_create(const char *name, struct bnd_snapshot *snap, struct bnd_lay
 	}
 	atomic_init(&l->refs, 1);
 	atomic_init(&l->train_steps, 0);
+	atomic_init(&l->creating, false);
 	pthread_mutex_init(&l->write_lock, NULL);
 	pthread_mutex_init(&l->snap_lock, NULL);
 	snprintf(l->name, sizeof(l->name), "%s", name);
@@ -97,6 +98,11 @@ void bnd_layer_unref(struct bnd_layer *l)
 	if (!l || atomic_fetch_sub(&l->refs, 1) != 1)
 		return;
 	bnd_snapshot_unref(l->snap);
+	bnd_snapshot_unref(l->pending);
+	if (l->cal) {
+		bn_calibration_finish(l->cal);
+		free(l->cal);
+	}
 	pthread_mutex_destroy(&l->write_lock);
 	pthread_mutex_destroy(&l->snap_lock);
 	free(l);
@@ -165,19 +171,31 @@ static size_t search(const struct bnd_registry *r, const char *name, bool *found
 	return lo;
 }
 
-int bnd_registry_get(struct bnd_registry *r, const char *name, struct bnd_layer **ret)
+static int lookup(struct bnd_registry *r, const char *name, bool creating, struct bnd_layer **ret)
 {
 	bool found;
 	size_t i;
 
 	pthread_rwlock_rdlock(&r->lock);
 	i = search(r, name, &found);
+	if (found && !creating && atomic_load(&r->layers[i]->creating))
+		found = false;
 	if (found) {
 		bnd_layer_ref(r->layers[i]);
 		*ret = r->layers[i];
 	}
 	pthread_rwlock_unlock(&r->lock);
 	return found ? 0 : -ENOENT;
+}
+
+int bnd_registry_get(struct bnd_registry *r, const char *name, struct bnd_layer **ret)
+{
+	return lookup(r, name, false, ret);
+}
+
+int bnd_registry_find(struct bnd_registry *r, const char *name, struct bnd_layer **ret)
+{
+	return lookup(r, name, true, ret);
 }
 
 int bnd_registry_add(struct bnd_registry *r, struct bnd_layer *l)
@@ -260,13 +278,13 @@ int bnd_registry_list(struct bnd_registry *r, struct bnd_layer ***ret, size_t *r
 	size_t n;
 
 	pthread_rwlock_rdlock(&r->lock);
-	n = r->count;
-	v = malloc((n ? n : 1) * sizeof(*v));
-	if (v) {
-		for (size_t i = 0; i < n; i++) {
-			bnd_layer_ref(r->layers[i]);
-			v[i] = r->layers[i];
-		}
+	v = malloc((r->count ? r->count : 1) * sizeof(*v));
+	n = 0;
+	for (size_t i = 0; v && i < r->count; i++) {
+		if (atomic_load(&r->layers[i]->creating))
+			continue;
+		bnd_layer_ref(r->layers[i]);
+		v[n++] = r->layers[i];
 	}
 	pthread_rwlock_unlock(&r->lock);
 	if (!v)

@@ -2,12 +2,15 @@
  * registry.h: every layer's state, cached in memory.
  *
  * A layer's current state is an immutable, reference-counted snapshot.
- * Readers (GET, eval) take a reference to the current snapshot and work
- * without holding any lock; a writer (train, PATCH, PUT /state, reset,
- * DELETE) holds the layer's write_lock, builds a new snapshot from a copy,
- * commits it to the store and only then publishes it. So eval reads no
- * database, train steps on one layer are serialized and never lose an
- * update, and train steps on different layers compute in parallel.
+ * Readers (GET, eval) take a reference to the committed snapshot and work
+ * without holding any lock. A writer (train, PATCH, PUT /state, reset,
+ * DELETE) holds the layer's write_lock only while it computes: it builds
+ * a new snapshot from a copy of the pending one (the newest change queued
+ * for commit) or, when none is pending, of the committed one, makes it the
+ * pending one and queues it for the committer (layer_change.h), which
+ * publishes it as the committed snapshot once it is durable. So eval reads
+ * no database, train steps on one layer apply in order and never lose an
+ * update, and many steps share one commit.
  */
 #ifndef BND_REGISTRY_H
 #define BND_REGISTRY_H
@@ -19,6 +22,7 @@
 #include <stdint.h>
 
 #include "bn/batchnorm.h"
+#include "bn/stats.h"
 
 #define BND_NAME_MAX 128
 #define BND_ETAG_MAX 48
@@ -40,6 +44,20 @@ struct bnd_layer {
 	pthread_mutex_t snap_lock;  /* guards the snap pointer only */
 	struct bnd_snapshot *snap;
 	atomic_bool deleted;        /* set under write_lock; read anywhere */
+	atomic_bool creating;       /* its insert is not committed yet: hidden from bnd_registry_get */
+	/* Under write_lock: */
+	struct bnd_snapshot *pending; /* the newest change queued, not committed yet; NULL: none */
+	bool pending_delete;        /* a DELETE is queued */
+	uint64_t epoch;             /* bumped when a failed commit drops the pending chain */
+	/*
+	 * The open calibration as the queued calibration changes leave it
+	 * (layer_change.h): cal_pending set while one is queued, and then cal
+	 * is what it makes (NULL: it closes the calibration); cal_seq names
+	 * the newest, so its commit knows it is still the pending one.
+	 */
+	bool cal_pending;
+	struct bn_calibration *cal;
+	uint64_t cal_seq;
 	atomic_uint_fast64_t train_steps; /* since the process started, for /metrics */
 	char name[BND_NAME_MAX + 1];
 };
@@ -80,8 +98,11 @@ void bnd_layer_publish(struct bnd_layer *l, struct bnd_snapshot *snap);
 int bnd_registry_init(struct bnd_registry *r, size_t max_layers);
 void bnd_registry_finish(struct bnd_registry *r);
 
-/* A reference to the layer called name in *ret, or -ENOENT. */
+/* A reference to the layer called name in *ret, or -ENOENT (also while it is being created). */
 int bnd_registry_get(struct bnd_registry *r, const char *name, struct bnd_layer **ret);
+
+/* The same, finding a layer whose creation is not committed yet too. */
+int bnd_registry_find(struct bnd_registry *r, const char *name, struct bnd_layer **ret);
 
 /* Add l (the registry takes its own reference). -EEXIST, -EDQUOT at the cap, -ENOMEM. */
 int bnd_registry_add(struct bnd_registry *r, struct bnd_layer *l);
@@ -92,7 +113,7 @@ int bnd_registry_reserve(struct bnd_registry *r, size_t n);
 /* Remove l and drop the registry's reference. */
 void bnd_registry_remove(struct bnd_registry *r, struct bnd_layer *l);
 
-/* References to every layer, sorted by name, in a new array. The caller
+/* References to every layer (but those being created), sorted by name, in a new array. The caller
  * unrefs each and frees the array. -ENOMEM. */
 int bnd_registry_list(struct bnd_registry *r, struct bnd_layer ***ret, size_t *ret_count);
 

@@ -3,11 +3,13 @@
  *
  * Two backends sit behind these functions (store/ops.h): SQLite
  * (store/sqlite*.c), one process owning a file, whose in-memory registry is
- * the truth; and PostgreSQL (store/postgresql*.c), shared by several
- * daemons, where the registry is a cache each request confirms. Schema
- * changes are the embedded migrations of the backend's dialect, applied at
- * open in one transaction. Every failure is logged by the backend and
- * returned as -EIO (or -ENOMEM); -EIO answers 503 store_unavailable.
+ * the truth and whose changes the committer groups (commit.h); and
+ * PostgreSQL (store/postgresql*.c), shared by several daemons, where the
+ * registry is a cache each request confirms and each change is its own
+ * transaction. Schema changes are the embedded migrations of the backend's
+ * dialect, applied at open in one transaction. Every failure is logged by
+ * the backend and returned as -EIO (or -ENOMEM); -EIO answers 503
+ * store_unavailable.
  */
 #ifndef BND_STORE_H
 #define BND_STORE_H
@@ -62,14 +64,6 @@ bool bnd_store_shared(const struct bnd_store *s);
 const char *bnd_store_backend(const struct bnd_store *s);
 
 /*
- * Transaction primitives, for a caller that writes several changes at once.
- * begin, the changes and commit or rollback run on one thread. -EIO.
- */
-int bnd_store_begin(struct bnd_store *s);
-int bnd_store_commit(struct bnd_store *s);
-void bnd_store_rollback(struct bnd_store *s);
-
-/*
  * On a shared store: begin this thread's transaction and lock layer id's
  * row in it (SELECT ... FOR UPDATE) until the next write commits or
  * bnd_store_unlock_layer; *ret is then the row as stored, a new snapshot
@@ -94,10 +88,37 @@ void bnd_store_close(struct bnd_store *s);
 int bnd_store_load(struct bnd_store *s,
 		int (*add)(void *ud, const char *name, struct bnd_snapshot *snap), void *ud);
 
-/* Insert a new layer; sets snap->id on success. -EIO. */
+/*
+ * Changes are written in transactions: bnd_store_begin(), any number of
+ * the writes below, then bnd_store_commit() or bnd_store_rollback(), all
+ * on one thread. On SQLite the store is held from begin to commit or
+ * rollback, so one thread at a time writes: the committer (commit.h),
+ * which groups every change queued meanwhile into one transaction and one
+ * sync. On PostgreSQL a transaction belongs to the calling thread (its
+ * connection): each change's own, opened by bnd_store_lock_layer or begin.
+ *
+ * Test hooks, for both backends: while the file named by
+ * BATCHNORMD_TEST_HOLD_COMMIT exists, a commit waits before committing;
+ * while BATCHNORMD_TEST_FAIL_COMMIT's exists, commits fail (rolled back)
+ * — as many as the number it holds, then it is removed, or all of them.
+ */
+
+/* Begin a transaction and hold the store (a no-op inside one already open on PostgreSQL). -EIO: nothing is held. */
+int bnd_store_begin(struct bnd_store *s);
+
+/*
+ * Commit the open transaction and release the store. 0: durable as
+ * --sync says. -EIO: it was rolled back, nothing it wrote is stored.
+ */
+int bnd_store_commit(struct bnd_store *s);
+
+/* Roll the open transaction back and release the store. */
+void bnd_store_rollback(struct bnd_store *s);
+
+/* In the open transaction: insert a new layer; sets snap->id on success. -EIO, -ENOMEM. */
 int bnd_store_insert(struct bnd_store *s, const char *name, struct bnd_snapshot *snap);
 
-/* Write snap's config, state, step, version and updated time. -EIO. */
+/* In the open transaction: write snap's config, state, step, version and updated time. -EIO. */
 int bnd_store_update(struct bnd_store *s, const struct bnd_snapshot *snap);
 
 /*
@@ -110,29 +131,14 @@ int bnd_store_update(struct bnd_store *s, const struct bnd_snapshot *snap);
 int64_t bnd_store_history_entry_bytes(const struct bnd_history_entry *h);
 
 /*
- * In one IMMEDIATE transaction: update the layer to snap, append the
- * history entry h and drop the oldest entries beyond the newest keep, and
- * beyond the newest that fit in keep_bytes (the newest one is always
- * kept). -EIO: nothing changed.
+ * In the open transaction: update the layer to snap, append the history
+ * entry h and drop the oldest entries beyond the newest keep, and beyond
+ * the newest that fit in keep_bytes (the newest one is always kept). -EIO.
  */
 int bnd_store_train(struct bnd_store *s, const struct bnd_snapshot *snap,
 		const struct bnd_history_entry *h, int64_t keep, int64_t keep_bytes);
 
-/* One layer of an import: a new row (insert, id set on success) or an update of snap->id. */
-struct bnd_store_import_row {
-	const char *name;
-	struct bnd_snapshot *snap;
-	bool insert;
-};
-
-/*
- * Write every row in one IMMEDIATE transaction: all of them or none.
- * -EIO (logged) or -ENOMEM: nothing changed (ids set on inserted rows
- * before the failure are then meaningless).
- */
-int bnd_store_import(struct bnd_store *s, struct bnd_store_import_row *rows, size_t n);
-
-/* Delete a layer and its history. -EIO. */
+/* In the open transaction: delete a layer and its history. -EIO. */
 int bnd_store_delete(struct bnd_store *s, int64_t id);
 
 /*

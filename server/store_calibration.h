@@ -3,10 +3,10 @@
  * calibration table of migrations/0002_calibration.sql).
  *
  * A calibration is one row per layer, deleted with the layer (ON DELETE
- * CASCADE). Each change is one statement or one IMMEDIATE transaction, so
- * a crash leaves the calibration as the last acknowledged change made it.
- * Callers hold the layer's write_lock across a read-merge-write, as a
- * train step does, so concurrent posts never lose a batch.
+ * CASCADE). The writes are made in the committer's open transaction
+ * (store.h, commit.h), like every other change, so a crash leaves the
+ * calibration as the last acknowledged change made it. The read sees what
+ * is committed, through the read connection.
  */
 #ifndef BND_STORE_CALIBRATION_H
 #define BND_STORE_CALIBRATION_H
@@ -29,16 +29,16 @@ struct bnd_calibration_times {
 int bnd_store_calibration_get(struct bnd_store *s, int64_t layer_id, size_t num_features,
 		struct bn_calibration *ret, struct bnd_calibration_times *times);
 
-/* Write c as layer_id's calibration (creating it at now_ms if new). -EIO, -ENOMEM. */
+/* In the open transaction: write c as layer_id's calibration (creating it at now_ms if new). -EIO, -ENOMEM. */
 int bnd_store_calibration_put(struct bnd_store *s, int64_t layer_id, const struct bn_calibration *c,
 		int64_t now_ms);
 
-/* Delete layer_id's calibration. -ENOENT when it had none, -EIO. */
+/* In the open transaction: delete layer_id's calibration, if it has one. -EIO. */
 int bnd_store_calibration_delete(struct bnd_store *s, int64_t layer_id);
 
 /*
- * In one IMMEDIATE transaction: write snap (the layer with its calibrated
- * running stats) and delete its calibration. -EIO: nothing changed.
+ * In the open transaction: write snap (the layer with its calibrated
+ * running stats) and delete its calibration. -EIO, -ENOMEM.
  */
 int bnd_store_calibration_commit(struct bnd_store *s, const struct bnd_snapshot *snap);
 

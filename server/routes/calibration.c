@@ -2,12 +2,15 @@
  * routes/calibration.c: /v1/layers/{name}/calibration (POST, GET, DELETE)
  * and /calibration/commit: precise BN.
  *
- * A layer's open calibration lives in the store only (store_calibration.c).
- * A post decodes its body first, then holds the layer's write lock while it
- * reads the calibration, merges the batch and writes it back in one
- * statement, so concurrent posts never lose a batch and an acknowledged
- * post survives a crash. A commit writes the running stats and deletes the
- * calibration in one transaction.
+ * A layer's open calibration lives in the store (store_calibration.c),
+ * and, while changes of it are queued for the committer, as the layer's
+ * pending calibration (layer_change.h). A post decodes its body first, then
+ * holds the layer's write lock while it takes the newest calibration
+ * (pending, else committed), merges the batch and queues the result for
+ * the committer, so concurrent posts never lose a batch; it is answered
+ * once committed, so an acknowledged post survives a crash. A commit
+ * queues the running stats and the calibration's close as one change, a
+ * DELETE the close. GET shows what is committed.
  *
  * Memory is reserved from the budget (budget.h) before it is allocated, as
  * forward.c does: the decoded body by a bound from its length (the body is
@@ -160,59 +163,89 @@ static int answer(struct bnd_response *res, const struct bn_calibration *c,
 	return 0;
 }
 
-/* Read (or open) the calibration, add b, write it back; the write lock is held. */
-static int add_locked(struct bnd_request *req, struct bnd_response *res, const struct bnd_snapshot *cur,
-		struct batch *b)
+/* What a calibration's answer needs once its commit is done. */
+struct cal_wait {
+	struct bn_calibration c;     /* POST: the calibration after the batch */
+	struct bnd_snapshot *snap;   /* POST: the layer it sits beside; commit: the layer after it */
+};
+
+static void cal_wait_free(struct cal_wait *w)
 {
-	size_t C = cur->cfg.num_features;
-	struct bn_calibration c;
+	bn_calibration_finish(&w->c);
+	bnd_snapshot_unref(w->snap);
+	free(w);
+}
+
+static int post_answer(struct bnd_request *req, struct bnd_response *res, void *ctx, int rc)
+{
+	struct cal_wait *w = ctx;
+
+	(void)req;
+	rc = rc < 0 ? bnd_fail_commit(res, rc, "the batch") : answer(res, &w->c, w->snap);
+	cal_wait_free(w);
+	return rc;
+}
+
+/*
+ * Read (or open) the calibration the next change builds on, add b, and
+ * queue the result for commit into w; the write lock is held.
+ */
+static int add_locked(struct bnd_request *req, struct bnd_response *res, const struct bnd_snapshot *base,
+		struct batch *b, struct cal_wait *w)
+{
+	size_t C = base->cfg.num_features;
 	struct bn_error e = { 0 };
+	struct bnd_change *ch = req->change;
 	int rc;
 
-	rc = bnd_store_calibration_get(req->d->store, cur->id, C, &c, NULL);
+	rc = bnd_layer_calibration(req->d->store, req->layer, base->id, C, &w->c);
 	if (rc == -ENOENT)
-		rc = bn_calibration_init(&c, C);
+		rc = bn_calibration_init(&w->c, C);
 	if (rc < 0)
 		return bnd_fail(res, rc, NULL, "the store could not read the calibration");
 	if (b->is_summary)
-		rc = bn_calibration_add_summary(&c, b->count, b->mean, b->var, &e);
+		rc = bn_calibration_add_summary(&w->c, b->count, b->mean, b->var, &e);
 	else
-		rc = bn_calibration_add_tensor(&c, &cur->cfg, &b->x, &e);
-	if (rc < 0) {
-		rc = bnd_fail_bn(res, rc, &e);
-		goto out;
-	}
-	rc = bnd_store_calibration_put(req->d->store, cur->id, &c, bnd_now_ms());
-	if (rc < 0) {
-		rc = bnd_fail(res, rc, NULL, "the store could not save the batch; the calibration is unchanged");
-		goto out;
-	}
-	rc = answer(res, &c, cur);
-out:
-	bn_calibration_finish(&c);
-	return rc;
+		rc = bn_calibration_add_tensor(&w->c, &base->cfg, &b->x, &e);
+	if (rc < 0)
+		return bnd_fail_bn(res, rc, &e);
+	ch->kind = BND_CHANGE_CAL_PUT;
+	ch->next = NULL;
+	ch->cal = &w->c;
+	ch->layer_id = base->id;
+	ch->at_ms = bnd_now_ms();
+	return bnd_request_defer(req, res, req->layer, post_answer, w);
 }
 
 int bnd_calibration_post(struct bnd_request *req, struct bnd_response *res)
 {
-	struct bnd_snapshot *cur = bnd_layer_snapshot(req->layer);
-	bool track = cur->cfg.track_running_stats;
-	size_t C = cur->cfg.num_features;
+	struct bnd_snapshot *base = bnd_layer_snapshot(req->layer);
+	bool track = base->cfg.track_running_stats;
+	size_t C = base->cfg.num_features;
+	struct cal_wait *w = NULL;
 	struct batch b;
 	int rc;
 
-	bnd_snapshot_unref(cur);
+	bnd_snapshot_unref(base);
 	if (!track)
 		return not_tracking(res, req->layer->name);
 	rc = read_batch(req, res, C, &b);
 	if (rc == 0)
 		rc = reserve_calibration(req, res, C);
+	if (rc == 0 && !(w = calloc(1, sizeof(*w))))
+		rc = bnd_fail(res, -ENOMEM, NULL, "out of memory");
 	if (rc == 0)
-		rc = bnd_change_begin(req, res, &cur);
+		rc = bnd_change_begin(req, res, &base);
 	if (rc == 0) {
-		rc = add_locked(req, res, cur, &b);
-		bnd_change_end(req, cur);
+		w->snap = base;
+		atomic_fetch_add(&base->refs, 1);
+		rc = add_locked(req, res, base, &b, w);
+		bnd_change_end(req, base);
 	}
+	if (rc == BND_DEFERRED)
+		w = NULL; /* the answer's now */
+	if (w)
+		cal_wait_free(w);
 	batch_finish(&b);
 	return rc;
 }
@@ -244,23 +277,37 @@ out:
 	return rc;
 }
 
+static int delete_answer(struct bnd_request *req, struct bnd_response *res, const struct bnd_snapshot *snap)
+{
+	(void)req;
+	res->status = 204;
+	bnd_snapshot_etag(snap, res->etag);
+	return 0;
+}
+
 int bnd_calibration_delete(struct bnd_request *req, struct bnd_response *res)
 {
-	struct bnd_snapshot *cur;
+	struct bnd_snapshot *base;
+	struct bn_calibration c;
 	int rc;
 
-	rc = bnd_change_begin(req, res, &cur);
+	rc = bnd_change_begin(req, res, &base);
 	if (rc < 0)
 		return rc;
-	rc = bnd_store_calibration_delete(req->d->store, cur->id);
-	if (rc == -ENOENT)
+	rc = bnd_layer_calibration(req->d->store, req->layer, base->id, base->cfg.num_features, &c);
+	if (rc == -ENOENT) {
 		rc = no_calibration(res, req->layer->name);
-	else if (rc < 0)
-		rc = bnd_fail(res, rc, NULL, "the store could not delete the calibration; it is unchanged");
-	else
-		res->status = 204;
-	bnd_snapshot_etag(cur, res->etag);
-	bnd_change_end(req, cur);
+	} else if (rc < 0) {
+		rc = bnd_fail(res, rc, NULL, "the store could not read the calibration; it is unchanged");
+	} else {
+		bn_calibration_finish(&c);
+		req->change->kind = BND_CHANGE_CAL_DELETE;
+		req->change->next = NULL;
+		req->change->layer_id = base->id;
+		atomic_fetch_add(&base->refs, 1);
+		rc = bnd_change_defer(req, res, base, delete_answer);
+	}
+	bnd_change_end(req, base);
 	return rc;
 }
 
@@ -304,8 +351,21 @@ static int read_variance(struct bnd_request *req, struct bnd_response *res,
 	return rc;
 }
 
-/* Write the calibrated running stats and close the calibration; the write lock is held. */
-static int commit_locked(struct bnd_request *req, struct bnd_response *res, const struct bnd_snapshot *cur,
+static int commit_answer(struct bnd_request *req, struct bnd_response *res, const struct bnd_snapshot *snap)
+{
+	(void)req;
+	bnd_json(res, 200);
+	bnd_state_write(&res->body, &snap->cfg, &snap->state);
+	bnd_snapshot_etag(snap, res->etag);
+	return 0;
+}
+
+/*
+ * Compute the calibrated running stats from the calibration and the
+ * layer's newest state and queue them, with the calibration's close, for
+ * commit; the write lock is held.
+ */
+static int commit_locked(struct bnd_request *req, struct bnd_response *res, const struct bnd_snapshot *base,
 		enum bn_calibration_variance mode)
 {
 	struct bnd_snapshot *next;
@@ -313,14 +373,14 @@ static int commit_locked(struct bnd_request *req, struct bnd_response *res, cons
 	struct bn_error e = { 0 };
 	int rc;
 
-	if (!cur->cfg.track_running_stats)
+	if (!base->cfg.track_running_stats)
 		return not_tracking(res, req->layer->name);
-	rc = bnd_store_calibration_get(req->d->store, cur->id, cur->cfg.num_features, &c, NULL);
+	rc = bnd_layer_calibration(req->d->store, req->layer, base->id, base->cfg.num_features, &c);
 	if (rc == -ENOENT)
 		return no_calibration(res, req->layer->name);
 	if (rc < 0)
 		return bnd_fail(res, rc, NULL, "the store could not read the calibration");
-	rc = bnd_snapshot_copy(cur, &next);
+	rc = bnd_snapshot_copy(base, &next);
 	if (rc < 0) {
 		rc = bnd_fail(res, rc, NULL, "out of memory");
 		goto out;
@@ -333,16 +393,11 @@ static int commit_locked(struct bnd_request *req, struct bnd_response *res, cons
 	}
 	next->version++;
 	next->updated_ms = bnd_now_ms();
-	rc = bnd_store_calibration_commit(req->d->store, next);
-	if (rc < 0) {
-		bnd_snapshot_unref(next);
-		rc = bnd_fail(res, rc, NULL, "the store could not commit the calibration; the layer is unchanged");
-		goto out;
-	}
-	bnd_json(res, 200);
-	bnd_state_write(&res->body, &next->cfg, &next->state);
-	bnd_snapshot_etag(next, res->etag);
-	bnd_layer_publish(req->layer, next);
+	req->change->kind = BND_CHANGE_CAL_COMMIT;
+	req->change->next = next;
+	req->change->layer_id = base->id;
+	atomic_fetch_add(&next->refs, 1);
+	rc = bnd_change_defer(req, res, next, commit_answer);
 out:
 	bn_calibration_finish(&c);
 	return rc;

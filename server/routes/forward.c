@@ -2,9 +2,12 @@
  * routes/forward.c: POST /v1/layers/{name}/train and /eval.
  *
  * The body is decoded before any lock is taken. A train step then holds the
- * layer's write lock while it computes on a copy of the state, commits the
- * new state and its history row in one transaction, and publishes the copy
- * only once that commit succeeded; so a failed step changes nothing.
+ * layer's write lock while it computes on a copy of the state the step
+ * applies to (the newest pending one, else the committed one) and queues
+ * the new state and its history row for the committer, which writes them
+ * in one transaction with whatever else is queued and publishes the copy
+ * only once that commit succeeded; so a failed step changes nothing. The
+ * answer is written once the commit is done.
  *
  * Memory is reserved from the budget (budget.h) before it is allocated:
  * the decoded input by a bound from the body's length (then trimmed to
@@ -137,85 +140,43 @@ static void write_npz(struct bnd_response *res, const struct bn_tensor *y, float
 		bn_buf_finish(&npy[i]);
 }
 
-/* Compute, commit and publish one train step; the write lock is held. */
-static int train_locked(struct bnd_request *req, struct bnd_response *res, struct bn_tensor *x,
-		struct bnd_snapshot *cur, float *stats, struct bnd_snapshot **ret_next)
-{
-	struct bnd_snapshot *next;
-	struct bnd_history_entry h;
-	size_t c = cur->cfg.num_features;
-	struct bn_error e = { 0 };
-	int rc;
+/* What a train step's answer needs once its commit is done. */
+struct train_wait {
+	struct bn_tensor x;          /* the output, computed in place */
+	enum bn_tensor_form form;
+	float *stats;                /* batch_mean then batch_var, num_features each */
+	struct bnd_snapshot *next;   /* the layer after the step */
+};
 
-	if (bnd_snapshot_copy(cur, &next) < 0)
-		return bnd_fail(res, -ENOMEM, NULL, "out of memory");
-	rc = bn_forward_train(&next->cfg, &next->state, x, x, stats, stats + c, &e);
-	if (rc < 0) {
-		bnd_snapshot_unref(next);
-		return bnd_fail_bn(res, rc, &e);
-	}
-	next->step++;
-	next->version++;
-	next->updated_ms = bnd_now_ms();
-	h = (struct bnd_history_entry){
-		.step = next->step, .at_ms = next->updated_ms,
-		.count = (int64_t)(x->count / c), .num_batches_tracked = next->state.num_batches_tracked,
-		.num_features = c, .batch_mean = stats, .batch_var = stats + c,
-		.running_mean = next->state.running_mean, .running_var = next->state.running_var,
-	};
-	rc = bnd_store_train(req->d->store, next, &h, req->d->opt.history_limit,
-		req->d->opt.history_bytes);
-	if (rc < 0) {
-		bnd_snapshot_unref(next);
-		return bnd_fail(res, rc, NULL, "the store could not commit the train step; the layer is unchanged");
-	}
-	atomic_fetch_add(&next->refs, 1);
-	bnd_layer_publish(req->layer, next);
-	atomic_fetch_add(&req->layer->train_steps, 1);
-	*ret_next = next;
-	return 0;
+static void train_wait_free(struct train_wait *w)
+{
+	bn_tensor_finish(&w->x);
+	free(w->stats);
+	bnd_snapshot_unref(w->next);
+	free(w);
 }
 
-int bnd_forward_train(struct bnd_request *req, struct bnd_response *res)
+static int train_answer(struct bnd_request *req, struct bnd_response *res, void *ctx, int rc)
 {
-	struct bnd_snapshot *cur, *next = NULL;
-	enum bn_tensor_form form;
-	struct bn_tensor x;
-	float *stats = NULL;
-	size_t c;
-	int rc;
+	struct train_wait *w = ctx;
+	const struct bnd_snapshot *next = w->next;
+	size_t c = next->cfg.num_features;
 
-	/* {"stats": [...]}: SyncBatchNorm's step from per-worker statistics (routes/ops.c). */
-	if (!req->body_npy && bnd_body_first_key_is(req->body, req->body_len, "stats"))
-		return bnd_ops_train_stats(req, res);
-	rc = read_input(req, res, &x, &form);
-	if (rc < 0)
-		return rc;
-	/* The statistics' text, and a copy of the state, the statistics and the math's per-channel sums. */
-	c = bnd_layer_width(req->layer);
-	rc = reserve_answer(req, res, &x, form, 4 * bnd_floats_text_max(c) + 128, 64 * c);
-	if (rc < 0)
+	if (rc < 0) {
+		rc = bnd_fail_commit(res, rc, "the train step");
 		goto out;
-	rc = bnd_change_begin(req, res, &cur);
-	if (rc < 0)
-		goto out;
-	stats = malloc(2 * c * sizeof(*stats));
-	rc = stats ? train_locked(req, res, &x, cur, stats, &next) : bnd_fail(res, -ENOMEM, NULL, "out of memory");
-	bnd_change_end(req, cur);
-	if (rc < 0)
-		goto out;
-	/* Written outside the lock: the next step on this layer need not wait for it. */
+	}
 	bnd_snapshot_etag(next, res->etag);
 	if (req->accept_npz) {
-		write_npz(res, &x, stats, next);
-		goto unref;
+		write_npz(res, &w->x, w->stats, w->next);
+		goto out;
 	}
-	write_output(req, res, &x, form);
+	write_output(req, res, &w->x, w->form);
 	if (!req->accept_npy) {
 		bn_buf_puts(&res->body, ", \"batch_mean\": ");
-		bn_json_floats_write(&res->body, stats, c);
+		bn_json_floats_write(&res->body, w->stats, c);
 		bn_buf_puts(&res->body, ", \"batch_var\": ");
-		bn_json_floats_write(&res->body, stats + c, c);
+		bn_json_floats_write(&res->body, w->stats + c, c);
 		if (next->cfg.track_running_stats) {
 			bn_buf_printf(&res->body, ", \"num_batches_tracked\": %lld, \"running_mean\": ",
 				(long long)next->state.num_batches_tracked);
@@ -225,11 +186,94 @@ int bnd_forward_train(struct bnd_request *req, struct bnd_response *res)
 		}
 		bn_buf_puts(&res->body, "}");
 	}
-unref:
-	bnd_snapshot_unref(next);
 out:
-	free(stats);
-	bn_tensor_finish(&x);
+	train_wait_free(w);
+	return rc;
+}
+
+int bnd_train_queue(struct bnd_request *req, struct bnd_response *res, struct bnd_snapshot *next,
+		const struct bnd_history_entry *h,
+		int (*answer)(struct bnd_request *req, struct bnd_response *res, void *ctx, int rc), void *ctx)
+{
+	struct bnd_change *ch = req->change;
+
+	next->step++;
+	next->version++;
+	next->updated_ms = bnd_now_ms();
+	ch->kind = BND_CHANGE_TRAIN;
+	ch->h = *h;
+	ch->h.step = next->step;
+	ch->h.at_ms = next->updated_ms;
+	ch->h.num_features = next->cfg.num_features;
+	ch->h.num_batches_tracked = next->state.num_batches_tracked;
+	ch->h.running_mean = next->state.running_mean;
+	ch->h.running_var = next->state.running_var;
+	ch->keep = req->d->opt.history_limit;
+	ch->keep_bytes = req->d->opt.history_bytes;
+	ch->next = next;
+	atomic_fetch_add(&next->refs, 1);
+	return bnd_request_defer(req, res, req->layer, answer, ctx);
+}
+
+/*
+ * Compute one train step from base into w and queue it for commit; the
+ * write lock is held. The history entry points into w, which lives until
+ * the answer.
+ */
+static int train_locked(struct bnd_request *req, struct bnd_response *res, struct train_wait *w,
+		const struct bnd_snapshot *base)
+{
+	size_t c = base->cfg.num_features;
+	struct bn_error e = { 0 };
+	struct bnd_history_entry h;
+	int rc;
+
+	if (bnd_snapshot_copy(base, &w->next) < 0)
+		return bnd_fail(res, -ENOMEM, NULL, "out of memory");
+	rc = bn_forward_train(&w->next->cfg, &w->next->state, &w->x, &w->x, w->stats, w->stats + c, &e);
+	if (rc < 0)
+		return bnd_fail_bn(res, rc, &e);
+	h = (struct bnd_history_entry){
+		.count = (int64_t)(w->x.count / c), .batch_mean = w->stats, .batch_var = w->stats + c,
+	};
+	return bnd_train_queue(req, res, w->next, &h, train_answer, w);
+}
+
+int bnd_forward_train(struct bnd_request *req, struct bnd_response *res)
+{
+	struct train_wait *w;
+	struct bnd_snapshot *base;
+	size_t c;
+	int rc;
+
+	/* {"stats": [...]}: SyncBatchNorm's step from per-worker statistics (routes/ops.c). */
+	if (!req->body_npy && bnd_body_first_key_is(req->body, req->body_len, "stats"))
+		return bnd_ops_train_stats(req, res);
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return bnd_fail(res, -ENOMEM, NULL, "out of memory");
+	rc = read_input(req, res, &w->x, &w->form);
+	if (rc < 0)
+		goto fail;
+	/* The statistics' text, and a copy of the state, the statistics and the math's per-channel sums. */
+	c = bnd_layer_width(req->layer);
+	rc = reserve_answer(req, res, &w->x, w->form, 4 * bnd_floats_text_max(c) + 128, 64 * c);
+	if (rc < 0)
+		goto fail;
+	w->stats = malloc(2 * c * sizeof(*w->stats));
+	if (!w->stats) {
+		rc = bnd_fail(res, -ENOMEM, NULL, "out of memory");
+		goto fail;
+	}
+	rc = bnd_change_begin(req, res, &base);
+	if (rc < 0)
+		goto fail;
+	rc = train_locked(req, res, w, base);
+	bnd_change_end(req, base);
+	if (rc == BND_DEFERRED)
+		return rc; /* w is the answer's now */
+fail:
+	train_wait_free(w);
 	return rc;
 }
 

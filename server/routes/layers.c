@@ -1,6 +1,6 @@
 /*
  * routes/layers.c: /v1/layers and /v1/layers/{name}: create, list,
- * inspect, PATCH, DELETE; and the steps every change of a layer shares.
+ * inspect, PATCH, DELETE.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,100 +29,6 @@ int bnd_reserve_layer(struct bnd_request *req, struct bnd_response *res, size_t 
 	int rc = bnd_reserve(req, res, copies * (16 * num_features + 256), "a copy of the layer");
 
 	return rc < 0 ? rc : bnd_reserve_answer(req, res, bnd_layer_text_max(num_features));
-}
-
-int bnd_change_begin(struct bnd_request *req, struct bnd_response *res, struct bnd_snapshot **ret_cur)
-{
-	struct bnd_layer *l = req->layer;
-	struct bnd_snapshot *cur;
-	char etag[BND_ETAG_MAX];
-	int rc;
-
-	pthread_mutex_lock(&l->write_lock);
-	if (atomic_load(&l->deleted)) {
-		pthread_mutex_unlock(&l->write_lock);
-		return bnd_fail(res, -ENOENT, NULL, "no layer named %s", l->name);
-	}
-	/* A shared store: lock the row and compute from it as stored. */
-	rc = bnd_replica_lock(req->d, l);
-	if (rc < 0) {
-		pthread_mutex_unlock(&l->write_lock);
-		return rc == -ENOENT ? bnd_fail(res, rc, NULL, "no layer named %s", l->name) :
-			bnd_fail(res, rc, NULL, "the store could not lock the layer; it is unchanged");
-	}
-	cur = bnd_layer_snapshot(l);
-	bnd_snapshot_etag(cur, etag);
-	rc = bnd_check_if_match(req, etag, res);
-	if (rc < 0) {
-		bnd_snapshot_unref(cur);
-		bnd_store_unlock_layer(req->d->store);
-		pthread_mutex_unlock(&l->write_lock);
-		return rc;
-	}
-	*ret_cur = cur;
-	return 0;
-}
-
-int bnd_change_commit(struct bnd_request *req, struct bnd_response *res, struct bnd_snapshot *next)
-{
-	int rc;
-
-	next->version++;
-	next->updated_ms = bnd_now_ms();
-	rc = bnd_store_update(req->d->store, next);
-	if (rc < 0) {
-		bnd_snapshot_unref(next);
-		return bnd_fail(res, rc, NULL, "the store could not commit the change; the layer is unchanged");
-	}
-	bnd_layer_publish(req->layer, next);
-	return 0;
-}
-
-void bnd_change_end(struct bnd_request *req, struct bnd_snapshot *cur)
-{
-	bnd_snapshot_unref(cur);
-	bnd_store_unlock_layer(req->d->store);
-	pthread_mutex_unlock(&req->layer->write_lock);
-}
-
-int bnd_change_apply(struct bnd_request *req, struct bnd_response *res,
-		int (*change)(struct bnd_request *req, const struct bnd_snapshot *cur,
-			struct bnd_snapshot *next, struct bn_error *e),
-		int (*answer)(struct bnd_request *req, struct bnd_response *res,
-			const struct bnd_snapshot *snap))
-{
-	struct bnd_snapshot *cur, *next;
-	struct bn_error e = { 0 };
-	int rc;
-
-	/* Before the lock: a change refused for memory has changed nothing. */
-	rc = bnd_reserve_layer(req, res, bnd_layer_width(req->layer), 2);
-	if (rc < 0)
-		return rc;
-	rc = bnd_change_begin(req, res, &cur);
-	if (rc < 0)
-		return rc;
-	rc = bnd_snapshot_copy(cur, &next);
-	if (rc < 0) {
-		rc = bnd_fail(res, rc, NULL, "out of memory");
-		goto out;
-	}
-	rc = change(req, cur, next, &e);
-	if (rc < 0) {
-		bnd_snapshot_unref(next);
-		rc = bnd_fail_bn(res, rc, &e);
-	} else if (rc > 0) {
-		bnd_snapshot_unref(next);
-		rc = answer(req, res, cur);
-	} else {
-		/* next is the layer's once committed; the write lock keeps it current. */
-		rc = bnd_change_commit(req, res, next);
-		if (rc == 0)
-			rc = answer(req, res, next);
-	}
-out:
-	bnd_change_end(req, cur);
-	return rc;
 }
 
 /* Answer with the layer as GET shows it, and its ETag. */
@@ -179,28 +85,70 @@ int bnd_layers_list(struct bnd_request *req, struct bnd_response *res)
 	return 0;
 }
 
-/* PUT of a name that exists: 200 for the same config, 409 for another. */
+static int answer_same(struct bnd_request *req, struct bnd_response *res, const struct bnd_snapshot *snap)
+{
+	return answer_layer(res, 200, req->layer->name, snap);
+}
+
+static int answer_conflict(struct bnd_request *req, struct bnd_response *res, const struct bnd_snapshot *snap)
+{
+	bnd_fail(res, -EEXIST, BND_E_CONFLICT, "layer %s exists with another config; "
+		"DELETE it first or use PATCH for eps and momentum", req->layer->name);
+	bnd_snapshot_etag(snap, res->etag);
+	return -EEXIST;
+}
+
+/*
+ * PUT of a name that exists: 200 for the same config, 409 for another,
+ * judged against the state the next change would apply to; answered once
+ * what is queued for the layer (its creation, say) is committed.
+ */
 static int put_existing(struct bnd_request *req, struct bnd_response *res, struct bnd_layer *l,
 		const struct bn_config *cfg)
 {
-	struct bnd_snapshot *snap = bnd_layer_snapshot(l);
+	struct bnd_snapshot *base;
 	char etag[BND_ETAG_MAX];
 	int rc;
 
-	bnd_snapshot_etag(snap, etag);
-	rc = bnd_check_if_match(req, etag, res);
-	if (rc == 0 && bnd_config_equal(cfg, &snap->cfg))
-		rc = answer_layer(res, 200, l->name, snap);
-	else if (rc == 0)
-		rc = bnd_fail(res, -EEXIST, BND_E_CONFLICT, "layer %s exists with another config; "
-			"DELETE it first or use PATCH for eps and momentum", l->name);
-	if (rc < 0)
-		snprintf(res->etag, sizeof(res->etag), "%s", etag);
-	bnd_snapshot_unref(snap);
+	pthread_mutex_lock(&l->write_lock);
+	if (atomic_load(&l->deleted) || l->pending_delete) {
+		rc = bnd_fail(res, -EEXIST, BND_E_CONFLICT, "layer %s is being deleted; PUT it again once "
+			"the DELETE is answered", l->name);
+		goto out;
+	}
+	if (atomic_load(&l->creating) && bnd_header(req, "If-Match")) {
+		rc = bnd_fail(res, -ESTALE, NULL, "If-Match was given but layer %s is still being created",
+			l->name);
+		goto out;
+	}
+	base = bnd_layer_base(l);
+	if (!atomic_load(&l->creating)) {
+		bnd_snapshot_etag(base, etag);
+		rc = bnd_check_if_match(req, etag, res);
+		if (rc < 0) {
+			snprintf(res->etag, sizeof(res->etag), "%s", etag);
+			bnd_snapshot_unref(base);
+			goto out;
+		}
+	}
+	rc = bnd_change_answer(req, res, base, bnd_config_equal(cfg, &base->cfg) ? answer_same : answer_conflict);
+	bnd_snapshot_unref(base);
+out:
+	pthread_mutex_unlock(&l->write_lock);
 	return rc;
 }
 
-/* Create the layer; called with the registry's create_lock held. */
+static int answer_created(struct bnd_request *req, struct bnd_response *res, const struct bnd_snapshot *snap)
+{
+	snprintf(res->location, sizeof(res->location), "/v1/layers/%s", req->layer->name);
+	return answer_layer(res, 201, req->layer->name, snap);
+}
+
+/*
+ * Create the layer; called with the registry's create_lock held. It is in
+ * the registry at once, so a second PUT of the name finds it, but hidden
+ * from everything else until its insert is committed.
+ */
 static int put_new(struct bnd_request *req, struct bnd_response *res, const struct bn_config *cfg)
 {
 	struct bnd_daemon *d = req->d;
@@ -216,27 +164,28 @@ static int put_new(struct bnd_request *req, struct bnd_response *res, const stru
 	if (bnd_snapshot_create(cfg, &snap) < 0)
 		return bnd_fail(res, -ENOMEM, NULL, "out of memory creating the layer");
 	snap->created_ms = snap->updated_ms = bnd_now_ms();
-	rc = bnd_store_insert(d->store, req->name, snap);
-	if (rc < 0) {
-		bnd_snapshot_unref(snap);
-		return bnd_fail(res, rc, NULL, "the store could not save the layer; nothing was created");
-	}
 	atomic_fetch_add(&snap->refs, 1);
 	rc = bnd_layer_create(req->name, snap, &l);
-	if (rc == 0)
+	if (rc == 0) {
+		atomic_store(&l->creating, true);
 		rc = bnd_registry_add(&d->registry, l);
+	}
 	if (rc < 0) {
-		/* Keep store and cache in step: the row goes again. */
-		bnd_store_delete(d->store, snap->id);
 		bnd_layer_unref(l);
 		bnd_snapshot_unref(snap);
 		return bnd_fail(res, rc, NULL, "out of memory creating the layer");
 	}
-	snprintf(res->location, sizeof(res->location), "/v1/layers/%s", req->name);
-	answer_layer(res, 201, req->name, snap);
-	bnd_snapshot_unref(snap);
-	bnd_layer_unref(l);
-	return 0;
+	req->layer = l;
+	pthread_mutex_lock(&l->write_lock);
+	req->change->kind = BND_CHANGE_INSERT;
+	req->change->next = snap;
+	atomic_fetch_add(&snap->refs, 1);
+	rc = bnd_change_defer(req, res, snap, answer_created);
+	pthread_mutex_unlock(&l->write_lock);
+	/* Not queued: the layer never was. */
+	if (rc < 0)
+		bnd_registry_remove(&d->registry, l);
+	return rc;
 }
 
 int bnd_layers_put(struct bnd_request *req, struct bnd_response *res)
@@ -260,8 +209,8 @@ int bnd_layers_put(struct bnd_request *req, struct bnd_response *res)
 		return bnd_fail(res, rc, NULL, "the store could not be read; nothing was created");
 	}
 	if (rc == 0) {
+		req->layer = l;
 		rc = put_existing(req, res, l, &cfg);
-		bnd_layer_unref(l);
 	} else {
 		rc = put_new(req, res, &cfg);
 	}
@@ -302,26 +251,26 @@ int bnd_layers_patch(struct bnd_request *req, struct bnd_response *res)
 	return bnd_change_apply(req, res, patch, answer_patched);
 }
 
+static int answer_deleted(struct bnd_request *req, struct bnd_response *res, const struct bnd_snapshot *snap)
+{
+	(void)req;
+	(void)snap;
+	res->status = 204;
+	return 0;
+}
+
 int bnd_layers_delete(struct bnd_request *req, struct bnd_response *res)
 {
-	struct bnd_registry *reg = &req->d->registry;
-	struct bnd_snapshot *cur;
+	struct bnd_snapshot *base;
 	int rc;
 
-	pthread_mutex_lock(&reg->create_lock);
-	rc = bnd_change_begin(req, res, &cur);
+	rc = bnd_change_begin(req, res, &base);
 	if (rc < 0)
-		goto out;
-	rc = bnd_store_delete(req->d->store, cur->id);
-	if (rc < 0) {
-		rc = bnd_fail(res, rc, NULL, "the store could not delete the layer; it is unchanged");
-	} else {
-		atomic_store(&req->layer->deleted, true);
-		bnd_registry_remove(reg, req->layer);
-		res->status = 204;
-	}
-	bnd_change_end(req, cur);
-out:
-	pthread_mutex_unlock(&reg->create_lock);
+		return rc;
+	req->change->kind = BND_CHANGE_DELETE;
+	req->change->next = NULL;
+	atomic_fetch_add(&base->refs, 1);
+	rc = bnd_change_defer(req, res, base, answer_deleted);
+	bnd_change_end(req, base);
 	return rc;
 }

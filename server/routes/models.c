@@ -6,8 +6,11 @@
  * deleted meanwhile) and the write locks of every existing layer it
  * touches, taken in name order (the only place that holds more than one,
  * so no other order can deadlock with it). It builds every new snapshot
- * first, writes them all in one store transaction, and only then publishes
- * them: a refusal or a failed commit changes nothing anywhere.
+ * from each layer's newest state (pending, else committed: If-Match is
+ * judged against it), adds the new layers hidden, and queues them all as
+ * one change for the committer (layer_change.h's group), which writes
+ * them in one transaction and only then publishes them; the answer waits
+ * for that commit. A refusal or a failed commit changes nothing anywhere.
  *
  * Memory is reserved from the budget (budget.h) before it is taken: a
  * bound for reading the body (a JSON tree, or a safetensors header and the
@@ -33,6 +36,7 @@ struct target {
 	struct bnd_snapshot *cur;   /* the existing layer's snapshot; NULL for a new layer */
 	struct bnd_snapshot *next;  /* what the import makes of it */
 	bool locked;                /* l's write_lock is held */
+	bool added;                 /* a new layer this import put in the registry */
 };
 
 /* Copy the arrays the import has into st (whose config has them). */
@@ -138,7 +142,12 @@ static int plan(struct bnd_request *req, struct bnd_response *res, enum bnd_impo
 				"layers only (use mode replace or update)", in->key, in->name);
 		pthread_mutex_lock(&t->l->write_lock);
 		t->locked = true;
-		t->cur = bnd_layer_snapshot(t->l);
+		if (atomic_load(&t->l->creating) || atomic_load(&t->l->deleted) || t->l->pending_delete)
+			return bnd_fail(res, -EEXIST, BND_E_CONFLICT, "%s: layer %s is being %s; import again once "
+				"that request is answered", in->key, in->name,
+				atomic_load(&t->l->creating) ? "created" : "deleted");
+		/* The state the import applies to: the newest queued, else the committed one. */
+		t->cur = bnd_layer_base(t->l);
 		bnd_snapshot_etag(t->cur, etag);
 		if (if_match && !bnd_etag_listed(if_match, etag))
 			return bnd_fail(res, -ESTALE, BND_E_PRECONDITION, "%s: layer %s is at ETag %s, which "
@@ -152,12 +161,57 @@ static int plan(struct bnd_request *req, struct bnd_response *res, enum bnd_impo
 	return 0;
 }
 
-/* Write every target in one transaction and publish them. The locks are held. */
-static int commit(struct bnd_request *req, struct bnd_response *res, struct target *t, size_t n)
+/* What an import's answer needs once its commit is done. */
+struct import_wait {
+	struct bnd_import im;
+	struct target *t;            /* im.count of them */
+	struct bnd_change_group g;   /* its members, one a layer */
+};
+
+static void import_wait_free(struct import_wait *w)
+{
+	for (size_t i = 0; w->t && i < w->im.count; i++) {
+		bnd_snapshot_unref(w->t[i].cur);
+		bnd_snapshot_unref(w->t[i].next);
+		bnd_layer_unref(w->t[i].l);
+	}
+	free(w->t);
+	free(w->g.member);
+	bnd_import_finish(&w->im);
+	free(w);
+}
+
+static void answer_import(struct bnd_response *res, const struct bnd_import *im, const struct target *t);
+
+static int import_answer(struct bnd_request *req, struct bnd_response *res, void *ctx, int rc)
+{
+	struct import_wait *w = ctx;
+
+	(void)req;
+	if (rc == -ECANCELED)
+		rc = bnd_fail(res, rc, NULL, "the import was computed from an earlier change of one of its layers "
+			"whose commit failed; nothing changed");
+	else if (rc == -ESHUTDOWN)
+		rc = bnd_fail(res, rc, NULL, "the server is shutting down; the import was not committed and "
+			"nothing changed");
+	else if (rc < 0)
+		rc = bnd_fail(res, rc, NULL, "the store could not commit the import (nor anything committed "
+			"with it); nothing changed");
+	else
+		answer_import(res, &w->im, w->t);
+	import_wait_free(w);
+	return rc;
+}
+
+/*
+ * Add the new layers to the registry, hidden until committed, and queue
+ * every target as one change, all or none. The locks are held.
+ */
+static int queue(struct bnd_request *req, struct bnd_response *res, struct import_wait *w)
 {
 	struct bnd_daemon *d = req->d;
-	struct bnd_store_import_row *rows;
-	size_t fresh = 0;
+	struct target *t = w->t;
+	size_t n = w->im.count, fresh = 0;
 	int rc = 0;
 
 	for (size_t i = 0; i < n; i++)
@@ -166,28 +220,40 @@ static int commit(struct bnd_request *req, struct bnd_response *res, struct targ
 		return bnd_fail(res, -EDQUOT, BND_E_TOO_MANY_LAYERS, "the import would add %zu layers to the %zu "
 			"there are, over the limit of %zu (--max-layers)", fresh,
 			bnd_registry_count(&d->registry), d->opt.max_layers);
-	rows = calloc(n + 1, sizeof(*rows));
-	if (!rows || bnd_registry_reserve(&d->registry, fresh) < 0) {
-		free(rows);
+	w->g.member = calloc(n + 1, sizeof(*w->g.member));
+	if (!w->g.member || bnd_registry_reserve(&d->registry, fresh) < 0)
 		return bnd_fail(res, -ENOMEM, NULL, "out of memory");
-	}
-	for (size_t i = 0; i < n; i++)
-		rows[i] = (struct bnd_store_import_row){ t[i].in->name, t[i].next, !t[i].cur };
-	rc = bnd_store_import(d->store, rows, n);
-	free(rows);
-	if (rc < 0)
-		return bnd_fail(res, rc, NULL, "the store could not commit the import; nothing changed");
-	for (size_t i = 0; i < n; i++) {
-		atomic_fetch_add(&t[i].next->refs, 1);
-		if (t[i].cur) {
-			bnd_layer_publish(t[i].l, t[i].next);
-		} else if (bnd_layer_create(t[i].in->name, t[i].next, &t[i].l) < 0 ||
-				bnd_registry_add(&d->registry, t[i].l) < 0) {
-			/* Stored but not served until a restart loads it: say so rather than hide it. */
-			rc = bnd_fail(res, -ENOMEM, NULL, "layer %s was stored but cannot be served until "
-				"a restart", t[i].in->name);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		if (!t[i].cur) {
+			atomic_fetch_add(&t[i].next->refs, 1);
+			rc = bnd_layer_create(t[i].in->name, t[i].next, &t[i].l);
+			if (rc < 0) {
+				bnd_snapshot_unref(t[i].next);
+				t[i].l = NULL;
+				break;
+			}
+			atomic_store(&t[i].l->creating, true);
+			rc = bnd_registry_add(&d->registry, t[i].l);
+			t[i].added = rc == 0;
 		}
+		w->g.member[i] = (struct bnd_change){ .kind = t[i].cur ? BND_CHANGE_UPDATE : BND_CHANGE_INSERT,
+			.layer = t[i].l, .next = t[i].next };
+		atomic_fetch_add(&t[i].next->refs, 1);
+		w->g.n = i + 1;
 	}
+	if (rc == 0) {
+		rc = bnd_request_defer_group(req, res, &w->g, import_answer, w);
+		if (rc == BND_DEFERRED)
+			return rc;
+	} else {
+		for (size_t i = 0; i < w->g.n; i++)
+			bnd_snapshot_unref(w->g.member[i].next);
+		rc = bnd_fail(res, -ENOMEM, NULL, "out of memory");
+	}
+	/* Nothing queued: the layers the import made never were. */
+	for (size_t i = 0; i < n; i++)
+		if (t[i].added)
+			bnd_registry_remove(&d->registry, t[i].l);
 	return rc;
 }
 
@@ -253,6 +319,7 @@ int bnd_models_import(struct bnd_request *req, struct bnd_response *res)
 	struct bnd_registry *reg = &req->d->registry;
 	struct bnd_import im;
 	struct bn_error e = { 0 };
+	struct import_wait *w;
 	struct target *t;
 	int64_t now = bnd_now_ms();
 	size_t bound = parse_max(req), kept = 0;
@@ -274,30 +341,29 @@ int bnd_models_import(struct bnd_request *req, struct bnd_response *res)
 		bnd_import_finish(&im);
 		return rc;
 	}
+	w = calloc(1, sizeof(*w));
 	t = calloc(im.count + 1, sizeof(*t));
-	if (!t) {
+	if (!w || !t) {
+		free(w);
+		free(t);
 		bnd_import_finish(&im);
 		return bnd_fail(res, -ENOMEM, NULL, "out of memory");
 	}
+	w->im = im;
+	w->t = t;
 	pthread_mutex_lock(&reg->create_lock);
 	for (size_t i = 0; i < im.count && rc == 0; i++) {
-		t[i].in = &im.layers[i];
+		t[i].in = &w->im.layers[i];
 		rc = plan(req, res, im.mode, &t[i], now);
 	}
 	if (rc == 0)
-		rc = commit(req, res, t, im.count);
-	if (rc == 0)
-		answer_import(res, &im, t);
-	for (size_t i = 0; i < im.count; i++) {
+		rc = queue(req, res, w);
+	for (size_t i = 0; i < im.count; i++)
 		if (t[i].locked)
 			pthread_mutex_unlock(&t[i].l->write_lock);
-		bnd_snapshot_unref(t[i].cur);
-		bnd_snapshot_unref(t[i].next);
-		bnd_layer_unref(t[i].l);
-	}
 	pthread_mutex_unlock(&reg->create_lock);
-	free(t);
-	bnd_import_finish(&im);
+	if (rc != BND_DEFERRED)
+		import_wait_free(w);
 	return rc;
 }
 

@@ -4,9 +4,10 @@
  * POST /backward and GET /folded.
  *
  * The stats step is a train step like any other: the body is decoded
- * before the lock, the new state is computed on a copy under the layer's
- * write lock, committed with its history row in one transaction, and only
- * then published. Backward and folded read a snapshot and change nothing.
+ * before the lock, the new state is computed on a copy of the layer's
+ * newest (pending or committed) state under its write lock, and queued
+ * with its history row for the committer by forward.c's bnd_train_queue;
+ * it is published and answered once committed. Backward and folded read a snapshot and change nothing.
  *
  * Memory is reserved from the budget (budget.h) before it is allocated:
  * reading the body by a bound from its length (the body is dropped once
@@ -21,49 +22,31 @@
 #include "errors.h"
 #include "routes/routes.h"
 
-/* Compute, commit and publish the step; the write lock is held. */
-static int stats_locked(struct bnd_request *req, struct bnd_response *res, const struct bnd_workers *w,
-		struct bnd_snapshot *cur, struct bn_sync_result *out, struct bnd_snapshot **ret_next)
-{
-	struct bnd_snapshot *next;
-	struct bnd_history_entry h;
-	struct bn_error e = { 0 };
-	int rc;
+/* What a stats step's answer needs once its commit is done. */
+struct stats_wait {
+	struct bn_sync_result out;   /* its arrays are one allocation, out.batch_mean */
+	struct bnd_snapshot *next;   /* the layer after the step */
+};
 
-	if (bnd_snapshot_copy(cur, &next) < 0)
-		return bnd_fail(res, -ENOMEM, NULL, "out of memory");
-	rc = bn_sync_train(&next->cfg, &next->state, w->w, w->n, out, &e);
-	if (rc < 0) {
-		bnd_snapshot_unref(next);
-		return bnd_fail_bn(res, rc, &e);
-	}
-	next->step++;
-	next->version++;
-	next->updated_ms = bnd_now_ms();
-	h = (struct bnd_history_entry){
-		.step = next->step, .at_ms = next->updated_ms, .count = out->count,
-		.num_batches_tracked = next->state.num_batches_tracked, .num_features = next->cfg.num_features,
-		.batch_mean = out->batch_mean, .batch_var = out->batch_var,
-		.running_mean = next->state.running_mean, .running_var = next->state.running_var,
-	};
-	rc = bnd_store_train(req->d->store, next, &h, req->d->opt.history_limit,
-		req->d->opt.history_bytes);
-	if (rc < 0) {
-		bnd_snapshot_unref(next);
-		return bnd_fail(res, rc, NULL, "the store could not commit the train step; the layer is unchanged");
-	}
-	atomic_fetch_add(&next->refs, 1);
-	bnd_layer_publish(req->layer, next);
-	atomic_fetch_add(&req->layer->train_steps, 1);
-	*ret_next = next;
-	return 0;
+static void stats_wait_free(struct stats_wait *sw)
+{
+	free(sw->out.batch_mean);
+	bnd_snapshot_unref(sw->next);
+	free(sw);
 }
 
-static void stats_answer(struct bnd_response *res, const struct bnd_snapshot *next,
-		const struct bn_sync_result *out)
+static int stats_answer(struct bnd_request *req, struct bnd_response *res, void *ctx, int rc)
 {
+	struct stats_wait *sw = ctx;
+	const struct bnd_snapshot *next = sw->next;
+	const struct bn_sync_result *out = &sw->out;
 	size_t C = next->cfg.num_features;
 
+	(void)req;
+	if (rc < 0) {
+		rc = bnd_fail_commit(res, rc, "the train step");
+		goto out;
+	}
 	bnd_json(res, 200);
 	bn_buf_puts(&res->body, "{\"batch_mean\": ");
 	bn_json_floats_write(&res->body, out->batch_mean, C);
@@ -81,20 +64,41 @@ static void stats_answer(struct bnd_response *res, const struct bnd_snapshot *ne
 	}
 	bn_buf_puts(&res->body, "}");
 	bnd_snapshot_etag(next, res->etag);
+out:
+	stats_wait_free(sw);
+	return rc;
+}
+
+/* Compute the step from base and queue it as any train step is (forward.c); the write lock is held. */
+static int stats_locked(struct bnd_request *req, struct bnd_response *res, const struct bnd_workers *w,
+		const struct bnd_snapshot *base, struct stats_wait *sw)
+{
+	struct bnd_history_entry h;
+	struct bn_error e = { 0 };
+	int rc;
+
+	if (bnd_snapshot_copy(base, &sw->next) < 0)
+		return bnd_fail(res, -ENOMEM, NULL, "out of memory");
+	rc = bn_sync_train(&sw->next->cfg, &sw->next->state, w->w, w->n, &sw->out, &e);
+	if (rc < 0)
+		return bnd_fail_bn(res, rc, &e);
+	h = (struct bnd_history_entry){
+		.count = sw->out.count, .batch_mean = sw->out.batch_mean, .batch_var = sw->out.batch_var,
+	};
+	return bnd_train_queue(req, res, sw->next, &h, stats_answer, sw);
 }
 
 int bnd_ops_train_stats(struct bnd_request *req, struct bnd_response *res)
 {
-	struct bnd_snapshot *cur = bnd_layer_snapshot(req->layer), *next = NULL;
-	size_t C = cur->cfg.num_features;
+	struct bnd_snapshot *base;
+	size_t C = bnd_layer_width(req->layer);
 	struct bnd_workers w = { 0 };
-	struct bn_sync_result out;
+	struct stats_wait *sw = NULL;
 	struct bn_error e = { 0 };
 	size_t bound = bnd_stats_parse_max(req->body_len);
-	float *f;
+	float *f = NULL;
 	int rc;
 
-	bnd_snapshot_unref(cur);
 	rc = bnd_reserve(req, res, bound, "reading the statistics");
 	if (rc < 0)
 		return rc;
@@ -107,24 +111,24 @@ int bnd_ops_train_stats(struct bnd_request *req, struct bnd_response *res)
 	rc = bnd_reserve(req, res, 2 * (16 * C + 256) + 24 * C, "the train step");
 	if (rc == 0)
 		rc = bnd_reserve_answer(req, res, 5 * bnd_floats_text_max(C) + 256);
-	f = rc == 0 ? malloc(3 * C * sizeof(*f)) : NULL;
-	if (!f) {
-		rc = rc < 0 ? rc : bnd_fail(res, -ENOMEM, NULL, "out of memory");
-		goto out;
-	}
-	out = (struct bn_sync_result){ 0, f, f + C, f + 2 * C };
-	rc = bnd_change_begin(req, res, &cur);
+	if (rc == 0 && (!(sw = calloc(1, sizeof(*sw))) || !(f = malloc(3 * C * sizeof(*f)))))
+		rc = bnd_fail(res, -ENOMEM, NULL, "out of memory");
 	if (rc < 0)
 		goto out;
-	rc = stats_locked(req, res, &w, cur, &out, &next);
-	bnd_change_end(req, cur);
-	if (rc == 0) {
-		stats_answer(res, next, &out);
-		bnd_snapshot_unref(next);
-	}
+	sw->out = (struct bn_sync_result){ 0, f, f + C, f + 2 * C };
+	f = NULL;
+	rc = bnd_change_begin(req, res, &base);
+	if (rc < 0)
+		goto out;
+	rc = stats_locked(req, res, &w, base, sw);
+	bnd_change_end(req, base);
+	if (rc == BND_DEFERRED)
+		sw = NULL; /* the answer's now */
 out:
-	bnd_workers_free(&w);
+	if (sw)
+		stats_wait_free(sw);
 	free(f);
+	bnd_workers_free(&w);
 	return rc;
 }
 

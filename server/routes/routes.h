@@ -24,6 +24,20 @@ int bnd_calibration_get(struct bnd_request *req, struct bnd_response *res);
 int bnd_calibration_delete(struct bnd_request *req, struct bnd_response *res);
 int bnd_calibration_commit(struct bnd_request *req, struct bnd_response *res);
 
+/*
+ * routes/forward.c: the tail every train step shares (a tensor batch or
+ * workers' statistics). Between bnd_change_begin and end, with next a copy
+ * of the base after the step (its step, version and updated time are
+ * bumped here) and h its history entry's count, batch_mean and batch_var
+ * (the rest is filled from next): queue the step for commit and call
+ * answer(req, res, ctx, rc) once it is done (rc 0 committed, else the
+ * failure). next and h's arrays must live until answer; the caller keeps
+ * its reference to next. BND_DEFERRED, or a problem (answer not called).
+ */
+int bnd_train_queue(struct bnd_request *req, struct bnd_response *res, struct bnd_snapshot *next,
+		const struct bnd_history_entry *h,
+		int (*answer)(struct bnd_request *req, struct bnd_response *res, void *ctx, int rc), void *ctx);
+
 /* routes/ops.c; bnd_ops_train_stats serves POST /train with a {"stats": [...]} body. */
 int bnd_ops_train_stats(struct bnd_request *req, struct bnd_response *res);
 int bnd_ops_backward(struct bnd_request *req, struct bnd_response *res);
@@ -61,29 +75,54 @@ int bnd_reserve_layer(struct bnd_request *req, struct bnd_response *res, size_t 
 
 /*
  * Begin a change of req->layer: take its write lock, then refuse a layer
- * deleted meanwhile (404) and a failed If-Match (412). On success the lock
- * is held and *ret_cur is a reference to the current snapshot; end with
- * bnd_change_end() whatever happens next. On error nothing is held.
+ * deleted or being deleted (404) and a failed If-Match (412), judged
+ * against the state the change applies to: the pending one, when changes
+ * are queued, else the committed one. On success the lock is held and
+ * *ret_base is a reference to that state; end with bnd_change_end()
+ * whatever happens next. On error nothing is held.
  */
-int bnd_change_begin(struct bnd_request *req, struct bnd_response *res, struct bnd_snapshot **ret_cur);
-
-/*
- * Commit next (a changed copy of the current snapshot): bump its version
- * and updated time, write it to the store, and publish it. Takes next; on
- * error (503, store unchanged) it is freed and the layer keeps its state.
- */
-int bnd_change_commit(struct bnd_request *req, struct bnd_response *res, struct bnd_snapshot *next);
+int bnd_change_begin(struct bnd_request *req, struct bnd_response *res, struct bnd_snapshot **ret_base);
 
 /* Release what bnd_change_begin took. */
-void bnd_change_end(struct bnd_request *req, struct bnd_snapshot *cur);
+void bnd_change_end(struct bnd_request *req, struct bnd_snapshot *base);
+
+/*
+ * With the layer's write lock held: queue req->change (its kind and next
+ * set; next is taken) for req->layer, and answer with snap (a reference,
+ * taken) through answer() once committed, or with a 503 when the commit
+ * fails. Returns BND_DEFERRED, or a problem with everything released.
+ */
+int bnd_change_defer(struct bnd_request *req, struct bnd_response *res, struct bnd_snapshot *snap,
+		int (*answer)(struct bnd_request *req, struct bnd_response *res,
+			const struct bnd_snapshot *snap));
+
+/*
+ * Between begin and end: answer with snap through answer(), now when the
+ * layer has nothing queued, else once what is queued is committed (a 503
+ * if that fails), since snap may show what is not durable yet. Returns
+ * answer()'s result, BND_DEFERRED, or a problem.
+ */
+int bnd_change_answer(struct bnd_request *req, struct bnd_response *res, struct bnd_snapshot *snap,
+		int (*answer)(struct bnd_request *req, struct bnd_response *res,
+			const struct bnd_snapshot *snap));
+
+/*
+ * Between begin and end: queue next (taken; a changed copy of the base,
+ * its version and updated time bumped here) for commit, and answer()
+ * with it once committed; a 503 if the commit fails, which leaves the
+ * layer as it was last committed. Returns BND_DEFERRED or a problem.
+ */
+int bnd_change_queue(struct bnd_request *req, struct bnd_response *res, struct bnd_snapshot *next,
+		int (*answer)(struct bnd_request *req, struct bnd_response *res,
+			const struct bnd_snapshot *snap));
 
 /*
  * The whole of a change that PATCH, PUT /state and reset share: begin, make
- * a copy of the current snapshot, let change() edit the copy, commit it and
- * answer() with it, then end. change() returns a negative errno with e
- * filled (the client gets that error and nothing changes), 0 to commit the
- * copy, or 1 when the copy equals cur: nothing is committed, the ETag stays,
- * and answer() gets cur.
+ * a copy of the base snapshot, let change() edit the copy, queue it and
+ * answer() with it once committed, then end. change() returns a negative
+ * errno with e filled (the client gets that error and nothing changes), 0
+ * to commit the copy, or 1 when the copy equals the base: nothing is
+ * committed, the ETag stays, and answer() gets the base.
  */
 int bnd_change_apply(struct bnd_request *req, struct bnd_response *res,
 		int (*change)(struct bnd_request *req, const struct bnd_snapshot *cur,

@@ -1,13 +1,16 @@
 /*
  * store/dispatch.c: the public store functions (store.h,
  * store_calibration.h) on top of the backend's operations (store/ops.h):
- * choosing the backend from the store URL, and the transactions each
- * request writes.
+ * choosing the backend from the store URL, the transaction primitives
+ * (with the commit test hooks and the commit-time metric) and the writes
+ * that run inside a transaction.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "metrics.h"
 #include "store/ops.h"
@@ -61,50 +64,83 @@ int bnd_store_load(struct bnd_store *s,
 	return s->ops->load(s, add, ud);
 }
 
+/* When this thread's transaction began, for the commit-time metric. */
+static _Thread_local double tx_started;
+
 int bnd_store_begin(struct bnd_store *s)
 {
+	tx_started = bnd_metrics_clock();
 	return s->ops->begin(s);
+}
+
+/* Whether the test hook's file exists (store.h). */
+static bool hook_on(const char *path)
+{
+	return path && access(path, F_OK) == 0;
+}
+
+/*
+ * Whether the fail hook fails this commit: its file holds a count of
+ * commits to fail (counted down, and the file removed at the last), or
+ * no count: every commit fails while it exists.
+ */
+static bool hook_fail(const char *path)
+{
+	char buf[32], *end;
+	size_t len;
+	long n;
+	FILE *f;
+
+	if (!path || !(f = fopen(path, "r")))
+		return false;
+	len = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[len] = '\0';
+	n = strtol(buf, &end, 10);
+	if (end == buf)
+		return true;
+	if (n <= 1) {
+		remove(path);
+	} else if ((f = fopen(path, "w"))) {
+		fprintf(f, "%ld\n", n - 1);
+		fclose(f);
+	}
+	return n >= 1;
 }
 
 int bnd_store_commit(struct bnd_store *s)
 {
-	return s->ops->commit(s);
+	static const struct timespec tick = { 0, 5 * 1000 * 1000 };
+	const char *fail_path = getenv("BATCHNORMD_TEST_FAIL_COMMIT");
+	int rc;
+
+	while (hook_on(getenv("BATCHNORMD_TEST_HOLD_COMMIT")))
+		nanosleep(&tick, NULL);
+	if (hook_fail(fail_path)) {
+		fprintf(stderr, "store: committing: failed on purpose (%s exists)\n", fail_path);
+		s->ops->rollback(s);
+		rc = -EIO;
+	} else {
+		rc = s->ops->commit(s);
+	}
+	bnd_metrics_commit(bnd_metrics_clock() - tx_started);
+	return rc;
 }
 
 void bnd_store_rollback(struct bnd_store *s)
 {
 	s->ops->rollback(s);
-}
-
-/* Finish a transaction begun at t0: commit when rc is 0, else roll back. */
-static int finish(struct bnd_store *s, int rc, double t0)
-{
-	if (rc == 0)
-		rc = s->ops->commit(s);
-	else
-		s->ops->rollback(s);
-	bnd_metrics_commit(bnd_metrics_clock() - t0);
-	return rc;
+	bnd_metrics_commit(bnd_metrics_clock() - tx_started);
 }
 
 int bnd_store_insert(struct bnd_store *s, const char *name, struct bnd_snapshot *snap)
 {
-	double t0 = bnd_metrics_clock();
-	int rc = s->ops->begin(s);
-
-	if (rc < 0)
-		return rc;
-	return finish(s, s->ops->insert(s, name, snap), t0);
+	return s->ops->insert(s, name, snap);
 }
 
 int bnd_store_update(struct bnd_store *s, const struct bnd_snapshot *snap)
 {
-	double t0 = bnd_metrics_clock();
-	int rc = s->ops->begin(s);
-
-	if (rc < 0)
-		return rc;
-	return finish(s, s->ops->update(s, snap), t0);
+	return s->ops->update(s, snap);
 }
 
 int64_t bnd_store_history_entry_bytes(const struct bnd_history_entry *h)
@@ -115,38 +151,14 @@ int64_t bnd_store_history_entry_bytes(const struct bnd_history_entry *h)
 int bnd_store_train(struct bnd_store *s, const struct bnd_snapshot *snap,
 		const struct bnd_history_entry *h, int64_t keep, int64_t keep_bytes)
 {
-	double t0 = bnd_metrics_clock();
-	int rc = s->ops->begin(s);
+	int rc = s->ops->update(s, snap);
 
-	if (rc < 0)
-		return rc;
-	rc = s->ops->update(s, snap);
-	if (rc == 0)
-		rc = s->ops->history_add(s, snap->id, h, keep, keep_bytes);
-	return finish(s, rc, t0);
-}
-
-int bnd_store_import(struct bnd_store *s, struct bnd_store_import_row *rows, size_t n)
-{
-	double t0 = bnd_metrics_clock();
-	int rc = s->ops->begin(s);
-
-	if (rc < 0)
-		return rc;
-	for (size_t i = 0; rc == 0 && i < n; i++)
-		rc = rows[i].insert ? s->ops->insert(s, rows[i].name, rows[i].snap) :
-			s->ops->update(s, rows[i].snap);
-	return finish(s, rc, t0);
+	return rc < 0 ? rc : s->ops->history_add(s, snap->id, h, keep, keep_bytes);
 }
 
 int bnd_store_delete(struct bnd_store *s, int64_t id)
 {
-	double t0 = bnd_metrics_clock();
-	int rc = s->ops->begin(s);
-
-	if (rc < 0)
-		return rc;
-	return finish(s, s->ops->remove(s, id), t0);
+	return s->ops->remove(s, id);
 }
 
 int bnd_store_history(struct bnd_store *s, int64_t id, size_t num_features, int64_t after, size_t limit,
@@ -169,35 +181,19 @@ int bnd_store_calibration_get(struct bnd_store *s, int64_t layer_id, size_t num_
 int bnd_store_calibration_put(struct bnd_store *s, int64_t layer_id, const struct bn_calibration *c,
 		int64_t now_ms)
 {
-	double t0 = bnd_metrics_clock();
-	int rc = s->ops->begin(s);
-
-	if (rc < 0)
-		return rc;
-	return finish(s, s->ops->calibration_put(s, layer_id, c, now_ms), t0);
+	return s->ops->calibration_put(s, layer_id, c, now_ms);
 }
 
 int bnd_store_calibration_delete(struct bnd_store *s, int64_t layer_id)
 {
-	double t0 = bnd_metrics_clock();
-	int rc = s->ops->begin(s);
-
-	if (rc < 0)
-		return rc;
-	return finish(s, s->ops->calibration_delete(s, layer_id), t0);
+	return s->ops->calibration_delete(s, layer_id);
 }
 
 int bnd_store_calibration_commit(struct bnd_store *s, const struct bnd_snapshot *snap)
 {
-	double t0 = bnd_metrics_clock();
-	int rc = s->ops->begin(s);
+	int rc = s->ops->update(s, snap);
 
-	if (rc < 0)
-		return rc;
-	rc = s->ops->update(s, snap);
-	if (rc == 0)
-		rc = s->ops->calibration_delete(s, snap->id);
-	return finish(s, rc, t0);
+	return rc < 0 ? rc : s->ops->calibration_delete(s, snap->id);
 }
 
 int bnd_store_lock_layer(struct bnd_store *s, int64_t id, struct bnd_snapshot **ret)
@@ -208,7 +204,7 @@ int bnd_store_lock_layer(struct bnd_store *s, int64_t id, struct bnd_snapshot **
 		*ret = NULL;
 		return 0;
 	}
-	rc = s->ops->begin(s);
+	rc = bnd_store_begin(s);
 	if (rc < 0)
 		return rc;
 	rc = s->ops->lock_layer(s, id, ret);

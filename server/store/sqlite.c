@@ -4,9 +4,12 @@
  * sqlite_history.c, the calibration table in sqlite_calibration.c.
  *
  * One connection, in WAL mode, guarded by a mutex that a transaction holds
- * from begin to commit or rollback: commits serialize, which they would in
- * SQLite anyway. Every statement is prepared once at open. Migrations are
- * tracked by PRAGMA user_version.
+ * from begin to commit or rollback, for every write: commits serialize,
+ * which they would in SQLite anyway, and are grouped by the committer
+ * (commit.h). The reads requests make (history pages, /readyz, the
+ * calibration) go through a second connection of their own, so a commit
+ * that is syncing never holds them up. Every statement is prepared once at
+ * open. Migrations are tracked by PRAGMA user_version.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -43,9 +46,14 @@ static const char *const stmt_sql[ST_COUNT_] = {
 
 int store_fail(struct sqlite_store *s, const char *what)
 {
-	int code = sqlite3_extended_errcode(s->db) & 0xff;
+	return store_fail_db(s, s->db, what);
+}
 
-	fprintf(stderr, "store: %s: %s\n", what, sqlite3_errmsg(s->db));
+int store_fail_db(struct sqlite_store *s, sqlite3 *db, const char *what)
+{
+	int code = sqlite3_extended_errcode(db) & 0xff;
+
+	fprintf(stderr, "store: %s: %s\n", what, sqlite3_errmsg(db));
 	if ((code == SQLITE_CORRUPT || code == SQLITE_NOTADB) && !atomic_exchange(&s->corrupt, true))
 		fprintf(stderr, "store: the database is damaged: /readyz answers 503 store_corrupt from now on; "
 			"stop batchnormd, run `batchnormd check`, and restore the latest backup\n");
@@ -147,6 +155,26 @@ static int migrate(struct sqlite_store *s)
 
 static void sqlite_close(struct bnd_store *b);
 
+/* Open the read connection and prepare its statements, once the schema is current. */
+static int open_reader(struct sqlite_store *s, const char *path)
+{
+	static const enum store_stmt reads[] = { ST_HISTORY_PAGE, ST_PING };
+
+	if (sqlite3_open_v2(path, &s->rdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		fprintf(stderr, "store: opening %s to read: %s\n", path,
+			s->rdb ? sqlite3_errmsg(s->rdb) : "out of memory");
+		return -EIO;
+	}
+	sqlite3_busy_timeout(s->rdb, 5000);
+	if (sqlite3_exec(s->rdb, "PRAGMA query_only = ON", NULL, NULL, NULL) != SQLITE_OK)
+		return store_fail_db(s, s->rdb, "opening the read connection");
+	for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++)
+		if (sqlite3_prepare_v3(s->rdb, stmt_sql[reads[i]], -1, SQLITE_PREPARE_PERSISTENT,
+				&s->rstmt[reads[i]], NULL) != SQLITE_OK)
+			return store_fail_db(s, s->rdb, "preparing statements");
+	return 0;
+}
+
 static int sqlite_open(const char *path, bool sync_full, struct bnd_store **ret)
 {
 	struct sqlite_store *s = calloc(1, sizeof(*s));
@@ -158,6 +186,7 @@ static int sqlite_open(const char *path, bool sync_full, struct bnd_store **ret)
 	s->base.ops = &bnd_store_sqlite_ops;
 	atomic_init(&s->corrupt, false);
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->rlock, NULL);
 	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 			SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		fprintf(stderr, "store: opening %s: %s\n", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
@@ -180,6 +209,9 @@ static int sqlite_open(const char *path, bool sync_full, struct bnd_store **ret)
 			goto fail;
 		}
 	}
+	rc = open_reader(s, path);
+	if (rc < 0)
+		goto fail;
 	*ret = &s->base;
 	return 0;
 fail:
@@ -191,11 +223,16 @@ static void sqlite_close(struct bnd_store *b)
 {
 	struct sqlite_store *s = (struct sqlite_store *)b;
 
-	for (int i = 0; i < ST_COUNT_; i++)
+	for (int i = 0; i < ST_COUNT_; i++) {
 		sqlite3_finalize(s->stmt[i]);
+		sqlite3_finalize(s->rstmt[i]);
+	}
+	if (s->rdb && sqlite3_close(s->rdb) != SQLITE_OK)
+		fprintf(stderr, "store: closing: %s\n", sqlite3_errmsg(s->rdb));
 	if (s->db && sqlite3_close(s->db) != SQLITE_OK)
 		fprintf(stderr, "store: closing: %s\n", sqlite3_errmsg(s->db));
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->rlock);
 	free(s);
 }
 
@@ -353,9 +390,11 @@ static int sqlite_ping(struct bnd_store *b)
 
 	if (atomic_load(&s->corrupt))
 		return -EUCLEAN;
-	pthread_mutex_lock(&s->lock);
-	rc = store_exec(s, ST_PING, "answering /readyz");
-	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_lock(&s->rlock);
+	rc = sqlite3_step(s->rstmt[ST_PING]);
+	rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_fail_db(s, s->rdb, "answering /readyz");
+	sqlite3_reset(s->rstmt[ST_PING]);
+	pthread_mutex_unlock(&s->rlock);
 	return atomic_load(&s->corrupt) ? -EUCLEAN : rc;
 }
 

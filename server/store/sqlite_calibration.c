@@ -2,8 +2,9 @@
  * store/sqlite_calibration.c: the calibration table on SQLite (store_calibration.h).
  *
  * Arrays are little-endian float64 BLOBs. These statements run rarely next
- * to train steps, so each is prepared when used. get takes the store's lock;
- * put and delete run inside a transaction, which holds it.
+ * to train steps, so each is prepared when used: the writes on the store's
+ * connection inside the committer's transaction, the read on the read
+ * connection under its lock.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -12,11 +13,11 @@
 #include "store_calibration.h"
 #include "store/sqlite_internal.h"
 
-/* Prepare sql; 0 or -EIO (logged). */
-static int prepare(struct sqlite_store *s, const char *sql, sqlite3_stmt **ret, const char *what)
+/* Prepare sql on connection db (s->db or s->rdb); 0 or -EIO (logged). */
+static int prepare(struct sqlite_store *s, sqlite3 *db, const char *sql, sqlite3_stmt **ret, const char *what)
 {
-	if (sqlite3_prepare_v2(s->db, sql, -1, ret, NULL) != SQLITE_OK)
-		return store_fail(s, what);
+	if (sqlite3_prepare_v2(db, sql, -1, ret, NULL) != SQLITE_OK)
+		return store_fail_db(s, db, what);
 	return 0;
 }
 
@@ -84,8 +85,8 @@ int sqlite_calibration_get(struct bnd_store *b, int64_t layer_id, size_t num_fea
 	struct bn_calibration c;
 	int rc;
 
-	pthread_mutex_lock(&s->lock);
-	rc = prepare(s, "SELECT count, batches, mean, m2, batch_mean_sum, batch_var_sum, created_at, "
+	pthread_mutex_lock(&s->rlock);
+	rc = prepare(s, s->rdb, "SELECT count, batches, mean, m2, batch_mean_sum, batch_var_sum, created_at, "
 			"updated_at FROM calibration WHERE layer_id = ?1", &st, "reading a calibration");
 	if (rc == 0) {
 		sqlite3_bind_int64(st, 1, layer_id);
@@ -93,17 +94,17 @@ int sqlite_calibration_get(struct bnd_store *b, int64_t layer_id, size_t num_fea
 		case SQLITE_ROW:
 			rc = read_row(st, num_features, &c, times);
 			if (rc == -EIO)
-				rc = store_fail(s, "reading a calibration: a row of the wrong size");
+				rc = store_fail_db(s, s->rdb, "reading a calibration: a row of the wrong size");
 			break;
 		case SQLITE_DONE:
 			rc = -ENOENT;
 			break;
 		default:
-			rc = store_fail(s, "reading a calibration");
+			rc = store_fail_db(s, s->rdb, "reading a calibration");
 		}
 	}
 	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&s->rlock);
 	if (rc == 0)
 		*ret = c;
 	return rc;
@@ -117,7 +118,7 @@ int sqlite_calibration_put(struct bnd_store *base, int64_t layer_id, const struc
 	sqlite3_stmt *st = NULL;
 	int rc, b = 0;
 
-	rc = prepare(s, "INSERT INTO calibration (layer_id, count, batches, mean, m2, batch_mean_sum, "
+	rc = prepare(s, s->db, "INSERT INTO calibration (layer_id, count, batches, mean, m2, batch_mean_sum, "
 			"batch_var_sum, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8) "
 			"ON CONFLICT (layer_id) DO UPDATE SET count = ?2, batches = ?3, mean = ?4, m2 = ?5, "
 			"batch_mean_sum = ?6, batch_var_sum = ?7, updated_at = ?8", &st, "writing a calibration");
@@ -139,24 +140,18 @@ int sqlite_calibration_put(struct bnd_store *base, int64_t layer_id, const struc
 	return rc;
 }
 
-/* Delete the row with the store locked; -ENOENT when there was none. */
-static int delete_locked(struct sqlite_store *s, int64_t layer_id)
+/* Delete the layer's calibration, if it has one, inside the open transaction. */
+int sqlite_calibration_delete(struct bnd_store *b, int64_t layer_id)
 {
+	struct sqlite_store *s = (struct sqlite_store *)b;
 	sqlite3_stmt *st = NULL;
-	int rc = prepare(s, "DELETE FROM calibration WHERE layer_id = ?1", &st, "deleting a calibration");
+	int rc = prepare(s, s->db, "DELETE FROM calibration WHERE layer_id = ?1", &st, "deleting a calibration");
 
 	if (rc == 0) {
 		sqlite3_bind_int64(st, 1, layer_id);
 		if (sqlite3_step(st) != SQLITE_DONE)
 			rc = store_fail(s, "deleting a calibration");
-		else if (sqlite3_changes(s->db) == 0)
-			rc = -ENOENT;
 	}
 	sqlite3_finalize(st);
 	return rc;
-}
-
-int sqlite_calibration_delete(struct bnd_store *b, int64_t layer_id)
-{
-	return delete_locked((struct sqlite_store *)b, layer_id);
 }

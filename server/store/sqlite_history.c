@@ -111,11 +111,11 @@ int sqlite_history(struct bnd_store *b, int64_t id, size_t num_features, int64_t
 		bool *ret_more)
 {
 	struct sqlite_store *s = (struct sqlite_store *)b;
-	sqlite3_stmt *st = s->stmt[ST_HISTORY_PAGE];
+	sqlite3_stmt *st = s->rstmt[ST_HISTORY_PAGE];
 	size_t seen = 0;
 	int rc = 0, step;
 
-	pthread_mutex_lock(&s->lock);
+	pthread_mutex_lock(&s->rlock);
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, after);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)limit + 1); /* one more says whether a next page exists */
@@ -137,12 +137,12 @@ int sqlite_history(struct bnd_store *b, int64_t id, size_t num_features, int64_t
 		*ret_more = true;
 		rc = 0;
 	} else if (rc == 0 && step != SQLITE_ROW && step != SQLITE_DONE) {
-		rc = store_fail(s, "reading history");
+		rc = store_fail_db(s, s->rdb, "reading history");
 	} else if (rc == 0) {
 		*ret_more = step == SQLITE_ROW;
 	}
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
-	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&s->rlock);
 	return rc;
 }

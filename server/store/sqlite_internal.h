@@ -27,9 +27,12 @@ enum store_stmt {
 
 struct sqlite_store {
 	struct bnd_store base;
-	sqlite3 *db;
-	pthread_mutex_t lock;
+	sqlite3 *db;            /* writes, in the transactions begin opens */
+	pthread_mutex_t lock;   /* held from begin to commit or rollback */
 	sqlite3_stmt *stmt[ST_COUNT_];
+	sqlite3 *rdb;           /* reads requests make: history pages, /readyz, calibration */
+	pthread_mutex_t rlock;
+	sqlite3_stmt *rstmt[ST_COUNT_]; /* ST_HISTORY_PAGE and ST_PING only */
 	atomic_bool corrupt;    /* a statement has met SQLITE_CORRUPT or SQLITE_NOTADB */
 };
 
@@ -40,10 +43,13 @@ struct sqlite_store {
  */
 int store_fail(struct sqlite_store *s, const char *what);
 
+/* The same for a failure on connection db (s->db or s->rdb). */
+int store_fail_db(struct sqlite_store *s, sqlite3 *db, const char *what);
+
 /* Step a statement that returns no rows, then reset it. 0 or -EIO. */
 int store_exec(struct sqlite_store *s, enum store_stmt which, const char *what);
 
-/* INSERT a layer (setting snap->id) or UPDATE its row, with the store locked. 0, -EIO, -ENOMEM. */
+/* INSERT a layer (setting snap->id) or UPDATE its row, inside the open transaction. 0, -EIO, -ENOMEM. */
 int store_insert_locked(struct sqlite_store *s, const char *name, struct bnd_snapshot *snap);
 int store_update_locked(struct sqlite_store *s, const struct bnd_snapshot *snap);
 

@@ -434,6 +434,8 @@ static size_t write_header(char *p, size_t size, size_t n, void *arg)
 		{ "content-type", offsetof(struct it_response, content_type), sizeof(((struct it_response *)0)->content_type) },
 		{ "www-authenticate", offsetof(struct it_response, www_authenticate),
 		  sizeof(((struct it_response *)0)->www_authenticate) },
+		{ "retry-after", offsetof(struct it_response, retry_after),
+		  sizeof(((struct it_response *)0)->retry_after) },
 	};
 
 	/* A new status line (after a 100 Continue, say) starts a fresh header set. */
@@ -708,6 +710,26 @@ json_t *it_get(const json_t *j, ...)
 		j = json_object_get(j, key);
 	va_end(ap);
 	return (json_t *)j;
+}
+
+bool it_wait_metric(const struct it_daemon *d, const char *line, int timeout_ms)
+{
+	struct timespec tick = { 0, 10 * 1000 * 1000 };
+	char want[256];
+
+	snprintf(want, sizeof(want), "\n%s\n", line);
+	for (int waited = 0; waited <= timeout_ms; waited += 10) {
+		struct it_response r;
+		bool seen;
+
+		it_call(d, "GET", "/metrics", NULL, &r);
+		seen = r.body && strstr(r.body, want);
+		it_response_finish(&r);
+		if (seen)
+			return true;
+		nanosleep(&tick, NULL);
+	}
+	return false;
 }
 
 void it_snapshot_take(const struct it_daemon *d, const char *name, struct it_snapshot *s)

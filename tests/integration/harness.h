@@ -97,6 +97,12 @@ int it_run(struct it_daemon *d, const char *test_name, int argc, char **argv,
 		const char *const extra_args[], void (*const tests[])(void));
 
 /*
+ * Poll GET /metrics (every 10 ms, up to timeout_ms) until a line of it is
+ * exactly line ("batchnormd_commit_queue 2"). Whether it was seen.
+ */
+bool it_wait_metric(const struct it_daemon *d, const char *line, int timeout_ms);
+
+/*
  * The PostgreSQL backend (harness_pg.c). A test registered in the
  * integration-pg suite runs with BATCHNORMD_TEST_BACKEND=postgresql and
  * BATCHNORMD_TEST_STORE (postgresql://user@host:port, from
@@ -139,6 +145,7 @@ struct it_response {
 	char allow[256];
 	char content_type[256];
 	char www_authenticate[256];
+	char retry_after[32];
 };
 
 /* Free the body and the JSON; r is zeroed. Accepts a zeroed response. */

@@ -7,6 +7,9 @@
  * while some are in flight; after a restart every acknowledged step is in
  * the history with its batch statistics, and num_batches_tracked is at
  * least the last acknowledged one.
+ * Answered after the commit: while the daemon's test hook holds a commit
+ * (BATCHNORMD_TEST_HOLD_COMMIT) after its writes, the train step in it is
+ * not answered and readers see the layer as before; released, it is.
  */
 #include "harness.h"
 
@@ -16,12 +19,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define CRASH_THREADS 4
 #define CRASH_AFTER 40   /* acknowledged steps before the kill */
 #define MAX_ACKS 4096
 
 static struct it_daemon d;
+static char hold_path[256];
 
 struct capture {
 	char body[16][8192];
@@ -101,6 +106,75 @@ static void test_restart(void)
 	CHECKF(json_array_size(steps) == 1 && json_integer_value(it_get(json_array_get(steps, 0), "step", NULL)) == 5,
 			"the first step after a restart is not step 5: %.300s", r.body);
 	it_response_finish(&r);
+}
+
+static atomic_bool held_answered;
+static long held_status;
+
+static void *held_step(void *arg)
+{
+	struct it_response r;
+
+	(void)arg;
+	it_call(&d, "POST", "/v1/layers/held/train", "{\"input\": [[1.0], [3.0]]}", &r);
+	held_status = r.status;
+	it_response_finish(&r);
+	atomic_store(&held_answered, true);
+	return NULL;
+}
+
+/*
+ * Wait (up to 20 s) until the held step has made its writes and waits for
+ * COMMIT: on SQLite the committer holds it (the queue shows it), on
+ * PostgreSQL the request's own transaction, idle after a write.
+ */
+static bool wait_held(void)
+{
+	struct timespec tick = { 0, 10 * 1000 * 1000 };
+
+	if (!it_store_pg())
+		return it_wait_metric(&d, "batchnormd_commit_queue 1", 20000);
+	for (int i = 0; i < 2000; i++) {
+		long n = 0;
+
+		if (it_pg_sql(&d, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+				"AND state = 'idle in transaction' AND query NOT ILIKE 'select%'", &n) == 0 && n == 1)
+			return true;
+		nanosleep(&tick, NULL);
+	}
+	return false;
+}
+
+static void test_answer_after_commit(void)
+{
+	struct timespec second = { 1, 0 };
+	struct it_snapshot before, during;
+	pthread_t t;
+	FILE *f;
+
+	ok("PUT", "/v1/layers/held", "{\"num_features\": 1}", 201);
+	ok("POST", "/v1/layers/held/train", "{\"input\": [[0.0], [1.0]]}", 200);
+	it_snapshot_take(&d, "held", &before);
+	f = fopen(hold_path, "w");
+	if (!CHECKF(f != NULL, "cannot write %s", hold_path))
+		return;
+	fclose(f);
+	CHECK(pthread_create(&t, NULL, held_step, NULL) == 0);
+	CHECKF(wait_held(), "the step never reached its commit");
+	/* Its commit is held: a second is ample for an answer that did not wait for it to arrive. */
+	nanosleep(&second, NULL);
+	CHECKF(!atomic_load(&held_answered), "a train step was answered (%ld) before its commit", held_status);
+	it_snapshot_take(&d, "held", &during);
+	CHECKF(it_snapshot_equal(&before, &during), "readers saw a train step before its commit: %s", during.state);
+	unlink(hold_path);
+	pthread_join(t, NULL);
+	CHECKF(held_status == 200, "the held step, released: %ld", held_status);
+	it_snapshot_finish(&during);
+	it_snapshot_take(&d, "held", &during);
+	CHECKF(!it_snapshot_equal(&before, &during) && strstr(during.state, "\"num_batches_tracked\": 2"),
+		"the committed step does not show: %s", during.state);
+	it_snapshot_finish(&during);
+	it_snapshot_finish(&before);
 }
 
 struct ack {
@@ -194,10 +268,14 @@ int main(int argc, char **argv)
 
 	if (it_daemon_init(&d, argc, argv) < 0)
 		return 77;
+	snprintf(hold_path, sizeof(hold_path), "%s/hold", d.dir);
+	setenv("BATCHNORMD_TEST_HOLD_COMMIT", hold_path, 1);
 	/* Default durability (--sync full): what API.md promises survives a power loss. */
 	if (!CHECKF(it_daemon_start(&d, args) == 0, "batchnormd did not start"))
 		goto out;
 	test_restart();
+	if (d.pid)
+		test_answer_after_commit();
 	if (d.pid) {
 		CHECKF(it_daemon_stop(&d) == 0, "batchnormd did not exit 0 on SIGTERM");
 		CHECKF(it_daemon_start(&d, args) == 0, "batchnormd did not start again");
@@ -207,6 +285,7 @@ int main(int argc, char **argv)
 	if (d.pid)
 		CHECKF(it_daemon_stop(&d) == 0, "batchnormd did not exit 0 on SIGTERM after recovery");
 out:
+	unlink(hold_path);
 	it_daemon_finish(&d);
 	return it_exit_status("http_durability");
 }

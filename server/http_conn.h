@@ -1,0 +1,49 @@
+/*
+ * http_conn.h: what http.c and http_defer.c share about a request under way.
+ */
+#ifndef BND_HTTP_CONN_H
+#define BND_HTTP_CONN_H
+
+#include <microhttpd.h>
+#include <stdbool.h>
+
+#include "http.h"
+
+#define PATH_LOG_MAX 200
+
+struct conn_state {
+	struct bnd_request req;  /* first: bnd_request_drop_body() finds the rest from it */
+	struct bnd_response res;
+	struct bn_buf body;
+	size_t body_reserved; /* of req.reserved, what the body holds */
+	size_t slot;          /* metrics slot: route index or BND_METRICS_SLOT_* */
+	bool begun;           /* the access handler has seen it */
+	bool answered;        /* a response is queued */
+	bool ready;           /* res is final; queue it at the next call */
+	bool deferred;        /* the handler queued a change; the answer waits for its commit */
+	bool woken;           /* under bnd_wait_lock: the change's commit is done */
+	bool suspended;       /* under bnd_wait_lock: suspended until then */
+	struct bnd_change change;
+	double started;
+	char *raw_path;       /* the path as sent, before percent-decoding; no query */
+	char method[8];
+	char path[PATH_LOG_MAX + 1];
+};
+
+/* Point req->change at cs's change, ready for bnd_request_defer(). */
+void bnd_defer_init(struct conn_state *cs);
+
+/*
+ * After the handler deferred its answer: suspend the connection until the
+ * commit is done, or, when it is done already, build the answer now.
+ * Returns true when the answer is ready to queue.
+ */
+bool bnd_defer_wait(struct conn_state *cs);
+
+/* Whether the deferred change's commit is done. */
+bool bnd_defer_woken(struct conn_state *cs);
+
+/* Build the deferred answer once the commit is done (on resumption). */
+void bnd_defer_answer(struct conn_state *cs);
+
+#endif
