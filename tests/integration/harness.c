@@ -732,6 +732,32 @@ bool it_wait_metric(const struct it_daemon *d, const char *line, int timeout_ms)
 	return false;
 }
 
+bool it_wait_commit_queue(const struct it_daemon *d, int n)
+{
+	char want[64];
+
+	snprintf(want, sizeof(want), "batchnormd_commit_queue %d", n);
+	return CHECKF(it_wait_metric(d, want, 20000), "/metrics never showed %s", want);
+}
+
+void it_touch(const char *path, const char *content)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!CHECKF(f != NULL, "cannot write %s", path))
+		return;
+	fputs(content, f);
+	fclose(f);
+}
+
+void it_sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
 void it_snapshot_take(const struct it_daemon *d, const char *name, struct it_snapshot *s)
 {
 	struct it_response r;

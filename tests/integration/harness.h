@@ -103,6 +103,18 @@ int it_run(struct it_daemon *d, const char *test_name, int argc, char **argv,
 bool it_wait_metric(const struct it_daemon *d, const char *line, int timeout_ms);
 
 /*
+ * it_wait_metric for "batchnormd_commit_queue n" (up to 20 s), recording a
+ * failure when it never shows. Whether it was seen.
+ */
+bool it_wait_commit_queue(const struct it_daemon *d, int n);
+
+/* Write content to the file at path (a test hook's file), recording a failure when it cannot. */
+void it_touch(const char *path, const char *content);
+
+/* Sleep ms milliseconds, across signals. */
+void it_sleep_ms(long ms);
+
+/*
  * The PostgreSQL backend (harness_pg.c). A test registered in the
  * integration-pg suite runs with BATCHNORMD_TEST_BACKEND=postgresql and
  * BATCHNORMD_TEST_STORE (postgresql://user@host:port, from

@@ -52,32 +52,6 @@ struct step {
 
 static atomic_int finished;
 
-static void touch(const char *path, const char *content)
-{
-	FILE *f = fopen(path, "w");
-
-	if (!CHECKF(f != NULL, "cannot write %s", path))
-		return;
-	fputs(content, f);
-	fclose(f);
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec t = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&t, NULL);
-}
-
-/* Wait (up to 20 s) until /metrics shows n changes waiting for or in a commit. */
-static bool wait_queue(int n)
-{
-	char want[64];
-
-	snprintf(want, sizeof(want), "batchnormd_commit_queue %d", n);
-	return CHECKF(it_wait_metric(&d, want, 20000), "/metrics never showed %s", want);
-}
-
 static void *send_step(void *arg)
 {
 	struct step *s = arg;
@@ -151,11 +125,11 @@ static void test_failed_chain(void)
 	it_snapshot_take(&d, "a", &before);
 	hist = history_of("a");
 
-	touch(hold_path, "");
-	touch(fail_path, "1\n");
+	it_touch(hold_path, "");
+	it_touch(fail_path, "1\n");
 	for (int i = 0; i < MAX_STEPS; i++)
 		start_step(&steps[i], "a", 10 * i);
-	if (wait_queue(MAX_STEPS))
+	if (it_wait_commit_queue(&d, MAX_STEPS))
 		printf("%d steps on one layer queued behind a held commit\n", MAX_STEPS);
 	unlink(hold_path);
 	for (int i = 0; i < MAX_STEPS; i++) {
@@ -201,11 +175,11 @@ static void test_every_commit_fails(void)
 		it_snapshot_take(&d, names[l], &before[l]);
 		hist[l] = history_of(names[l]);
 	}
-	touch(hold_path, "");
-	touch(fail_path, "");
+	it_touch(hold_path, "");
+	it_touch(fail_path, "");
 	for (int i = 0; i < MAX_STEPS; i++)
 		start_step(&steps[i], names[i % 2], i);
-	wait_queue(MAX_STEPS);
+	it_wait_commit_queue(&d, MAX_STEPS);
 	unlink(hold_path);
 	for (int i = 0; i < MAX_STEPS; i++) {
 		pthread_join(steps[i].thread, NULL);
@@ -234,16 +208,16 @@ static void test_full_queue(void)
 	int held = 0, refused = 0;
 
 	ok("PUT", "/v1/layers/q", "{\"num_features\": 2}", 201);
-	touch(hold_path, "");
+	it_touch(hold_path, "");
 	atomic_store(&finished, 0);
 	for (int i = 0; i < 6; i++)
 		start_step(&steps[i], "q", i);
 	/* Only 2 can wait: the other 4 are answered at once, whatever the order they came in. */
 	for (int i = 0; i < 2000 && atomic_load(&finished) < 4; i++)
-		sleep_ms(10);
+		it_sleep_ms(10);
 	CHECKF(atomic_load(&finished) == 4, "%d of 6 steps answered while 2 wait for a held commit",
 		atomic_load(&finished));
-	wait_queue(2);
+	it_wait_commit_queue(&d, 2);
 	unlink(hold_path);
 	for (int i = 0; i < 6; i++) {
 		pthread_join(steps[i].thread, NULL);
@@ -268,7 +242,7 @@ static void *watchdog(void *arg)
 	(void)arg;
 	/* Only a daemon that blocks its one thread waits this long: let it go, and fail. */
 	for (int i = 0; i < 3000 && access(hold_path, F_OK) == 0; i++)
-		sleep_ms(10);
+		it_sleep_ms(10);
 	unlink(hold_path);
 	return NULL;
 }
@@ -280,10 +254,10 @@ static void test_wait_holds_no_thread(void)
 
 	ok("PUT", "/v1/layers/e", "{\"num_features\": 2}", 201);
 	atomic_store(&finished, 0);
-	touch(hold_path, "");
+	it_touch(hold_path, "");
 	CHECK(pthread_create(&dog, NULL, watchdog, NULL) == 0);
 	start_step(&s, "e", 1);
-	wait_queue(1);
+	it_wait_commit_queue(&d, 1);
 	for (int i = 0; i < 10; i++)
 		ok("POST", "/v1/layers/e/eval", "{\"input\": [[1.0, 2.0], [3.0, 4.0]]}", 200);
 	ok("GET", "/v1/layers/e", NULL, 200);
@@ -301,10 +275,10 @@ static void test_wait_past_deadline(void)
 	static struct step s;
 
 	ok("PUT", "/v1/layers/slow", "{\"num_features\": 2}", 201);
-	touch(hold_path, "");
+	it_touch(hold_path, "");
 	start_step(&s, "slow", 1);
-	wait_queue(1);
-	sleep_ms(4500);
+	it_wait_commit_queue(&d, 1);
+	it_sleep_ms(4500);
 	unlink(hold_path);
 	pthread_join(s.thread, NULL);
 	CHECKF(s.status == 200, "a step held past --request-timeout answered %ld, expected 200", s.status);

@@ -51,14 +51,6 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 /* A non-blocking TCP connection to the daemon from address src, or -1. */
 static int connect_from(const char *src, long timeout_ms)
 {
@@ -213,10 +205,10 @@ static size_t flood(const char *what, const char *const srcs[], size_t nsrc, siz
 	CHECKF(failed == 0, "%s: %zu of %zu slow connections could not connect", what, failed, n);
 	crowd_drip(&c);
 	/* Let the daemon take them all in (or turn them away) before the first ask. */
-	sleep_ms(1000);
+	it_sleep_ms(1000);
 	crowd_sweep(&c);
 	next_drip = now_ms() + 2000;
-	for (end = now_ms() + ASK_MS; now_ms() < end; sleep_ms(100)) {
+	for (end = now_ms() + ASK_MS; now_ms() < end; it_sleep_ms(100)) {
 		if (now_ms() >= next_drip) {
 			crowd_drip(&c);
 			next_drip = now_ms() + 2000;
@@ -233,7 +225,7 @@ static size_t flood(const char *what, const char *const srcs[], size_t nsrc, siz
 		what, answered, asked, ANSWER_MS);
 	crowd_close(&c);
 	/* Give the daemon time to see them all go before the next flood. */
-	sleep_ms(1000);
+	it_sleep_ms(1000);
 	return open;
 }
 
@@ -281,7 +273,7 @@ static void test_deadline(void)
 		goto out;
 	t0 = now_ms();
 	while (now_ms() - t0 < 8000 && (cut[0] < 0 || cut[1] < 0)) {
-		sleep_ms(250);
+		it_sleep_ms(250);
 		for (int i = 0; i < 2; i++)
 			if (cut[i] < 0 && (closed_by_peer(fd[i]) || !send_all(fd[i], i ? "1" : "a", 1)))
 				cut[i] = now_ms() - t0;
@@ -298,7 +290,7 @@ static void test_deadline(void)
 		int status = send_all(fd[0], livez, sizeof(livez) - 1) ? read_answer(fd[0], 5000, buf, sizeof(buf)) : 0;
 
 		CHECKF(status == 200, "request %d on one kept-alive connection, 1 s apart: status %d", i + 1, status);
-		sleep_ms(i < 4 ? 1000 : 0);
+		it_sleep_ms(i < 4 ? 1000 : 0);
 	}
 out:
 	for (int i = 0; i < 2; i++)

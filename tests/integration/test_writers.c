@@ -47,31 +47,6 @@ struct call {
 	atomic_bool done;
 };
 
-static void touch(const char *path, const char *content)
-{
-	FILE *f = fopen(path, "w");
-
-	if (!CHECKF(f != NULL, "cannot write %s", path))
-		return;
-	fputs(content, f);
-	fclose(f);
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec t = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&t, NULL);
-}
-
-static bool wait_queue(int n)
-{
-	char want[64];
-
-	snprintf(want, sizeof(want), "batchnormd_commit_queue %d", n);
-	return CHECKF(it_wait_metric(&d, want, 20000), "/metrics never showed %s", want);
-}
-
 static void *send_call(void *arg)
 {
 	struct call *c = arg;
@@ -140,10 +115,10 @@ static void test_post_after_commit(void)
 	static struct call c;
 
 	ok("PUT", "/v1/layers/cal", "{\"num_features\": 2}", 201);
-	touch(hold_path, "");
+	it_touch(hold_path, "");
 	start(&c, "POST", "/v1/layers/cal/calibration", BATCH);
-	wait_queue(1);
-	sleep_ms(300);
+	it_wait_commit_queue(&d, 1);
+	it_sleep_ms(300);
 	CHECKF(!atomic_load(&c.done), "a calibration post was answered (%ld) before its commit", c.status);
 	CHECKF(batches("cal") == -1, "a calibration not yet committed is visible to GET");
 	unlink(hold_path);
@@ -158,11 +133,11 @@ static void test_post_chain(void)
 	static struct call a, b, cm;
 	struct it_snapshot before;
 
-	touch(hold_path, "");
+	it_touch(hold_path, "");
 	start(&a, "POST", "/v1/layers/cal/calibration", BATCH);
-	wait_queue(1);
+	it_wait_commit_queue(&d, 1);
 	start(&b, "POST", "/v1/layers/cal/calibration", BATCH);
-	wait_queue(2);
+	it_wait_commit_queue(&d, 2);
 	unlink(hold_path);
 	join(&a, 200, "the first of two queued posts");
 	join(&b, 200, "the second of two queued posts");
@@ -172,12 +147,12 @@ static void test_post_chain(void)
 
 	/* A failed commit drops the chain: the post and the commit computed from it. */
 	it_snapshot_take(&d, "cal", &before);
-	touch(hold_path, "");
-	touch(fail_path, "1\n");
+	it_touch(hold_path, "");
+	it_touch(fail_path, "1\n");
 	start(&a, "POST", "/v1/layers/cal/calibration", BATCH);
-	wait_queue(1);
+	it_wait_commit_queue(&d, 1);
 	start(&cm, "POST", "/v1/layers/cal/calibration/commit", "{\"variance\": \"population\"}");
-	wait_queue(2);
+	it_wait_commit_queue(&d, 2);
 	unlink(hold_path);
 	join(&a, 503, "a post whose commit failed");
 	join(&cm, 503, "a calibration commit computed from a failed post");
@@ -201,11 +176,11 @@ static void test_train_then_commit(void)
 
 	ok("PUT", "/v1/layers/tc", "{\"num_features\": 2}", 201);
 	ok("POST", "/v1/layers/tc/calibration", BATCH, 200);
-	touch(hold_path, "");
+	it_touch(hold_path, "");
 	start(&t, "POST", "/v1/layers/tc/train", BATCH);
-	wait_queue(1);
+	it_wait_commit_queue(&d, 1);
 	start(&cm, "POST", "/v1/layers/tc/calibration/commit", "{\"variance\": \"population\"}");
-	wait_queue(2);
+	it_wait_commit_queue(&d, 2);
 	unlink(hold_path);
 	join(&t, 200, "a held train step");
 	join(&cm, 200, "a calibration commit queued behind a train step");
@@ -233,10 +208,10 @@ static void test_import(void)
 	it_snapshot_take(&d, "im.a", &before);
 
 	/* Held: not answered, nothing served yet. */
-	touch(hold_path, "");
+	it_touch(hold_path, "");
 	start(&im, "POST", "/v1/import?prefix=im.", IMPORT);
-	wait_queue(1);
-	sleep_ms(300);
+	it_wait_commit_queue(&d, 1);
+	it_sleep_ms(300);
 	CHECKF(!atomic_load(&im.done), "an import was answered (%ld) before its commit", im.status);
 	it_call(&d, "GET", "/v1/layers/im.b", NULL, &r);
 	CHECKF(r.status == 404, "a layer whose import is not committed is served: %ld", r.status);
@@ -253,7 +228,7 @@ static void test_import(void)
 	/* A failed commit: neither the existing layer nor the new one changes. */
 	ok("DELETE", "/v1/layers/im.b", NULL, 204);
 	it_snapshot_take(&d, "im.a", &before);
-	touch(fail_path, "1\n");
+	it_touch(fail_path, "1\n");
 	start(&im, "POST", "/v1/import?prefix=im.", IMPORT);
 	join(&im, 503, "an import whose commit failed");
 	CHECKF(strstr(im.answer, "nothing changed") != NULL, "the 503 does not say nothing changed: %.300s",
@@ -266,14 +241,14 @@ static void test_import(void)
 
 	/* If-Match judged against the pending state: a queued train step makes the committed ETag stale. */
 	snprintf(ifm, sizeof(ifm), "If-Match: %s", before.etag);
-	touch(hold_path, "");
+	it_touch(hold_path, "");
 	start(&im, "POST", "/v1/layers/im.a/train", BATCH);
-	wait_queue(1);
+	it_wait_commit_queue(&d, 1);
 	stale.header = ifm;
 	start(&stale, "POST", "/v1/import?prefix=im.", IMPORT_A);
 	/* Refused at once; an import judged against the committed state would wait for the held commit. */
 	for (int i = 0; i < 200 && !atomic_load(&stale.done); i++)
-		sleep_ms(50);
+		it_sleep_ms(50);
 	CHECKF(atomic_load(&stale.done), "an import with the committed ETag behind a queued step was not refused");
 	unlink(hold_path);
 	join(&im, 200, "the train step the import was judged against");
