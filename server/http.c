@@ -201,9 +201,9 @@ static bool static_file(struct conn_state *cs, const char *url)
  */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
+	struct bnd_daemon *d = cls;
 	struct conn_state *cs = calloc(1, sizeof(*cs));
 
-	(void)cls;
 	(void)conn;
 	if (!cs)
 		return NULL;
@@ -213,6 +213,11 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 		free(cs);
 		return NULL;
 	}
+	/*
+	 * In flight from its request line on, not from the handler's first
+	 * call: a SIGTERM between the two must still let it finish.
+	 */
+	atomic_fetch_add(&d->in_flight, 1);
 	return cs;
 }
 
@@ -220,7 +225,6 @@ static void start_request(struct conn_state *cs, struct bnd_daemon *d, struct MH
 		const char *method)
 {
 	cs->begun = true;
-	atomic_fetch_add(&d->in_flight, 1);
 	cs->started = bnd_metrics_clock();
 	cs->req.d = d;
 	cs->req.conn = conn;
@@ -465,6 +469,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		/* libmicrohttpd refused it (a malformed or too large header) before the handler saw it. */
 		free(cs->raw_path);
 		free(cs);
+		atomic_fetch_sub(&d->in_flight, 1);
 		return;
 	}
 	/* Never suspended at completion (the committer wakes every change first): free its context. */
