@@ -15,6 +15,7 @@
 
 struct bnd_conns;
 struct bnd_committer;
+struct bnd_store_workers;
 
 struct bnd_options {
 	char host[64];          /* an IPv4 or IPv6 literal */
@@ -51,6 +52,7 @@ struct bnd_daemon {
 	atomic_int in_flight;   /* requests begun and not yet answered */
 	struct bnd_conns *conns; /* open connections and their request deadlines */
 	struct bnd_committer *committer; /* writes every change (commit.h) */
+	struct bnd_store_workers *workers; /* a shared store's: run the requests that reach it */
 };
 
 #endif

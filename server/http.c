@@ -19,6 +19,11 @@
  * the connection is then suspended until the change's commit is done, and
  * the answer is built and queued when libmicrohttpd calls again after the
  * committer resumed it (http_defer.c).
+ *
+ * On a shared store (PostgreSQL) a route that reaches the store
+ * (BND_ROUTE_STORE) runs on a store worker instead: its layer is looked up
+ * there too, once the body is in, and the polling thread only queues the
+ * answer the worker built (http_store.c).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -39,6 +44,7 @@
 #include "http.h"
 #include "replica.h"
 #include "metrics.h"
+#include "store_workers.h"
 
 /* A chunked body reserves its budget in steps of this many bytes. */
 #define BODY_RESERVE_STEP ((size_t)1 << 20)
@@ -117,6 +123,24 @@ static int check_length(struct conn_state *cs)
 	return 0;
 }
 
+int bnd_conn_find_layer(struct conn_state *cs)
+{
+	struct bnd_request *req = &cs->req;
+	/* On a shared store this confirms the cached layer is the stored one. */
+	int rc = bnd_replica_layer(req->d, req->name, &req->layer);
+
+	if (rc == -ENOENT)
+		return bnd_fail(&cs->res, rc, NULL, "no layer named %s", req->name);
+	if (rc < 0)
+		return bnd_fail(&cs->res, rc, NULL, "the store could not be read; try again");
+	return 0;
+}
+
+bool bnd_offload_wanted(const struct conn_state *cs)
+{
+	return cs->req.d->workers && (cs->req.route->flags & BND_ROUTE_STORE);
+}
+
 /* Everything decided from the headers alone. 0, or a problem in cs->res. */
 static int check_headers(struct conn_state *cs)
 {
@@ -139,14 +163,12 @@ static int check_headers(struct conn_state *cs)
 		cs->res.authenticate = true;
 		return bnd_fail(&cs->res, -EACCES, NULL, "this request changes state: send Authorization: Bearer <token>");
 	}
-	if (req->route->flags & BND_ROUTE_LAYER) {
-		/* On a shared store this confirms the cached layer is the stored one. */
-		int rc = bnd_replica_layer(req->d, req->name, &req->layer);
+	/* On a shared store a store worker finds it, with the body in: no store call here. */
+	if ((req->route->flags & BND_ROUTE_LAYER) && !bnd_offload_wanted(cs)) {
+		int rc = bnd_conn_find_layer(cs);
 
-		if (rc == -ENOENT)
-			return bnd_fail(&cs->res, rc, NULL, "no layer named %s", req->name);
 		if (rc < 0)
-			return bnd_fail(&cs->res, rc, NULL, "the store could not be read; try again");
+			return rc;
 	}
 	if (req->route->flags & BND_ROUTE_BODY) {
 		int rc = check_media(cs);
@@ -289,7 +311,7 @@ static int collect(struct conn_state *cs, const char *data, size_t size)
 	return 0;
 }
 
-static void run_handler(struct conn_state *cs)
+void bnd_conn_run_handler(struct conn_state *cs)
 {
 	struct bnd_request *req = &cs->req;
 	int rc;
@@ -389,6 +411,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		/* Answer now what the headers decided, before a byte of the body is read. */
 		return cs->ready ? respond(cs) : MHD_YES;
 	}
+	if (cs->offloaded) {
+		/* Resumed: a store worker built the answer. */
+		if (!bnd_offload_done(cs))
+			return MHD_YES;
+		cs->offloaded = false;
+		return respond(cs);
+	}
 	if (cs->deferred) {
 		/* Resumed: the change's commit is done. */
 		if (!bnd_defer_woken(cs))
@@ -415,8 +444,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		/* The rest of a refused body is dropped as it comes, until --request-timeout. */
 		return MHD_YES;
 	}
+	/* A shared store is waited on by a store worker, never by this thread. */
+	if (!cs->ready && bnd_offload_wanted(cs) && bnd_offload(cs))
+		return MHD_YES;
 	if (!cs->ready) {
-		run_handler(cs);
+		bnd_conn_run_handler(cs);
 		/* A change waits for its commit without holding this thread. */
 		if (cs->deferred && !bnd_defer_wait(cs))
 			return MHD_YES;
@@ -585,8 +617,10 @@ void bnd_http_stop(struct MHD_Daemon *mhd, struct bnd_daemon *d, double grace)
 	/*
 	 * Commit what is still queued (past the grace) and take no more
 	 * changes: every suspended request is resumed before the daemon
-	 * stops, which libmicrohttpd requires.
+	 * stops, which libmicrohttpd requires. On a shared store the workers
+	 * answer what no worker took yet with 503 and finish what they hold.
 	 */
+	bnd_store_workers_stop(d->workers);
 	bnd_committer_stop(d->committer);
 	MHD_stop_daemon(mhd);
 	if (fd != MHD_INVALID_SOCKET)

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #include "http.h"
+#include "store_workers.h"
 
 #define PATH_LOG_MAX 200
 
@@ -23,6 +24,9 @@ struct conn_state {
 	bool deferred;        /* the handler queued a change; the answer waits for its commit */
 	bool woken;           /* under bnd_wait_lock: the change's commit is done */
 	bool suspended;       /* under bnd_wait_lock: suspended until then */
+	bool offloaded;       /* queued for a store worker or on one; suspended meanwhile */
+	bool offload_done;    /* under the offload lock: the worker is done, res is final */
+	struct bnd_store_job job; /* the store workers' */
 	struct bnd_change change;
 	double started;
 	char *raw_path;       /* the path as sent, before percent-decoding; no query */
@@ -45,5 +49,32 @@ bool bnd_defer_woken(struct conn_state *cs);
 
 /* Build the deferred answer once the commit is done (on resumption). */
 void bnd_defer_answer(struct conn_state *cs);
+
+/*
+ * The layer of a BND_ROUTE_LAYER route into cs->req.layer (on a shared
+ * store this reads the store). 0, or a problem in cs->res.
+ */
+int bnd_conn_find_layer(struct conn_state *cs);
+
+/* Run the route's handler on the collected body; the body is dropped after. */
+void bnd_conn_run_handler(struct conn_state *cs);
+
+/*
+ * Whether cs's route runs on the store workers: on a shared store, every
+ * route with BND_ROUTE_STORE.
+ */
+bool bnd_offload_wanted(const struct conn_state *cs);
+
+/*
+ * On a polling thread, once the body is in: queue cs for a store worker
+ * (http_store.c), which finds the layer, runs the handler, builds the
+ * answer (a deferred one too) and resumes the connection. Returns true
+ * when queued, the connection suspended; false when refused (the queue is
+ * full, or stopping), a 503 problem with Retry-After in cs->res, ready.
+ */
+bool bnd_offload(struct conn_state *cs);
+
+/* After resumption: whether the worker is done with cs (its answer ready to queue). */
+bool bnd_offload_done(struct conn_state *cs);
 
 #endif

@@ -19,6 +19,7 @@
 #include "budget.h"
 #include "http.h"
 #include "metrics.h"
+#include "store_workers.h"
 
 #define VERSION "0.1.0"
 
@@ -327,6 +328,22 @@ static int start_committer(struct bnd_daemon *d)
 	return rc;
 }
 
+/*
+ * On a shared store, start the threads that run the requests reaching it:
+ * one per connection of the store's pool, so each holds its own.
+ */
+static int start_store_workers(struct bnd_daemon *d)
+{
+	int rc;
+
+	if (!bnd_store_shared(d->store))
+		return 0;
+	rc = bnd_store_workers_create(bnd_store_connections(d->store), d->opt.commit_queue, &d->workers);
+	if (rc < 0)
+		fprintf(stderr, "batchnormd: cannot start the store workers: %s\n", strerror(-rc));
+	return rc;
+}
+
 /* Serve until SIGTERM or SIGINT. */
 static int serve(struct bnd_daemon *d, const sigset_t *stop)
 {
@@ -344,7 +361,9 @@ static int serve(struct bnd_daemon *d, const sigset_t *stop)
 		VERSION, bnd_registry_count(&d->registry), d->opt.db_path ? d->opt.db_path : "PostgreSQL", d->opt.threads,
 		d->opt.sync_full ? "full" : "normal", d->opt.max_memory, d->token ? ", token required for changes" : "");
 	if (bnd_store_shared(d->store))
-		fprintf(stderr, "batchnormd: PostgreSQL: each change is its own transaction, on the row it locks\n");
+		fprintf(stderr, "batchnormd: PostgreSQL: each change is its own transaction, on the row it locks; "
+			"%u store workers, at most %zu requests waiting (--commit-queue)\n",
+			bnd_store_connections(d->store), d->opt.commit_queue);
 	else
 		fprintf(stderr, "batchnormd: group commit, at most %zu changes waiting (--commit-queue)\n",
 			d->opt.commit_queue);
@@ -406,11 +425,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "batchnormd: could not load the layers from %s\n", bnd_store_backend(d.store));
 		goto out;
 	}
-	if (start_committer(&d) < 0)
+	if (start_committer(&d) < 0 || start_store_workers(&d) < 0)
 		goto out;
 	rc = serve(&d, &stop);
 out:
-	/* After the HTTP daemon (which stops it first), before the store. */
+	/* After the HTTP daemon (which stops them first), before the store. */
+	bnd_store_workers_destroy(d.workers);
 	bnd_committer_destroy(d.committer);
 	bnd_registry_finish(&d.registry);
 	bnd_store_close(d.store);

@@ -97,8 +97,13 @@ void bnd_metrics_commit(double seconds)
 	observe(&commits, seconds);
 }
 
-static atomic_size_t commit_queue;
+static atomic_size_t commit_queue, store_queue;
 static atomic_uint_fast64_t commit_groups, commit_changes;
+
+void bnd_metrics_store_queue(size_t held)
+{
+	atomic_store_explicit(&store_queue, held, memory_order_relaxed);
+}
 
 void bnd_metrics_commit_queue(size_t held)
 {
@@ -118,10 +123,13 @@ static void write_commit_queue(struct bn_buf *out)
 		"# HELP batchnormd_commit_groups_total Transactions the committer has run.\n"
 		"# TYPE batchnormd_commit_groups_total counter\nbatchnormd_commit_groups_total %" PRIu64 "\n"
 		"# HELP batchnormd_commit_changes_total Changes written in them (their ratio: the mean group).\n"
-		"# TYPE batchnormd_commit_changes_total counter\nbatchnormd_commit_changes_total %" PRIu64 "\n",
+		"# TYPE batchnormd_commit_changes_total counter\nbatchnormd_commit_changes_total %" PRIu64 "\n"
+		"# HELP batchnormd_store_queue Requests waiting for a store worker or on one (PostgreSQL).\n"
+		"# TYPE batchnormd_store_queue gauge\nbatchnormd_store_queue %zu\n",
 		atomic_load_explicit(&commit_queue, memory_order_relaxed),
 		(uint64_t)atomic_load_explicit(&commit_groups, memory_order_relaxed),
-		(uint64_t)atomic_load_explicit(&commit_changes, memory_order_relaxed));
+		(uint64_t)atomic_load_explicit(&commit_changes, memory_order_relaxed),
+		atomic_load_explicit(&store_queue, memory_order_relaxed));
 }
 
 static const char *slot_name(size_t slot)

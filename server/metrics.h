@@ -38,6 +38,9 @@ void bnd_metrics_commit(double seconds);
 /* The committer's jobs waiting for a commit or in one, now (a gauge). */
 void bnd_metrics_commit_queue(size_t held);
 
+/* Requests waiting for a store worker or on one, now (a gauge; PostgreSQL only). */
+void bnd_metrics_store_queue(size_t held);
+
 /* Count one transaction of the committer and the changes it wrote. */
 void bnd_metrics_commit_group(size_t changes);
 

@@ -60,6 +60,9 @@ int bnd_store_open(const char *url, bool sync_full, struct bnd_store **ret);
 /* True when other processes write the same store: the registry is then only a cache. */
 bool bnd_store_shared(const struct bnd_store *s);
 
+/* On a shared store, how many connections it opens at most (its pool); else 0. */
+unsigned bnd_store_connections(const struct bnd_store *s);
+
 /* "sqlite" or "postgresql". */
 const char *bnd_store_backend(const struct bnd_store *s);
 

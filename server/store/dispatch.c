@@ -53,6 +53,11 @@ bool bnd_store_shared(const struct bnd_store *s)
 	return s->ops->shared;
 }
 
+unsigned bnd_store_connections(const struct bnd_store *s)
+{
+	return s->ops->connections;
+}
+
 const char *bnd_store_backend(const struct bnd_store *s)
 {
 	return s->ops->name;

@@ -27,6 +27,7 @@
 struct bnd_store_ops {
 	const char *name;
 	bool shared;
+	unsigned connections; /* a shared backend's pool: connections it opens at most */
 	int (*open)(const char *target, bool sync_full, struct bnd_store **ret);
 	void (*close)(struct bnd_store *s);
 	int (*load)(struct bnd_store *s,

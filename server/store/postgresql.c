@@ -346,6 +346,7 @@ static int pg_ping(struct bnd_store *b)
 const struct bnd_store_ops bnd_store_postgresql_ops = {
 	.name = "postgresql",
 	.shared = true,
+	.connections = POOL_DEFAULT,
 	.open = pg_open,
 	.close = pg_close,
 	.load = pg_load,
