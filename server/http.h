@@ -28,6 +28,7 @@ enum bnd_route_flag {
 	BND_ROUTE_BODY = 1 << 2,    /* takes a JSON body */
 	BND_ROUTE_NPY = 1 << 3,     /* also takes an application/x-npy body */
 	BND_ROUTE_BINARY = 1 << 4,  /* also takes an application/octet-stream (safetensors) body */
+	BND_ROUTE_PROBE = 1 << 5,   /* a probe or a scrape: no load that changes should make way for */
 };
 
 struct bnd_response;

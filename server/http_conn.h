@@ -23,6 +23,9 @@ struct conn_state {
 	bool deferred;        /* the handler queued a change; the answer waits for its commit */
 	bool woken;           /* under bnd_wait_lock: the change's commit is done */
 	bool suspended;       /* under bnd_wait_lock: suspended until then */
+	bool admitted;        /* a change let run (http_admit.c) */
+	bool admit_released;  /* ...and answered or ended: its place given back */
+	struct conn_state *admit_next; /* waiting its turn to run */
 	struct bnd_change change;
 	double started;
 	char *raw_path;       /* the path as sent, before percent-decoding; no query */
@@ -45,5 +48,23 @@ bool bnd_defer_woken(struct conn_state *cs);
 
 /* Build the deferred answer once the commit is done (on resumption). */
 void bnd_defer_answer(struct conn_state *cs);
+
+/*
+ * A fair share between changes and the rest (http_admit.c). Before a
+ * change's handler runs: true when it may run now; false when it waits
+ * its turn, its connection suspended until a running change is answered
+ * (then it is admitted and resumed). Admits at once while no request other
+ * than a change began lately, and when opt.fair_changes is 0.
+ */
+bool bnd_admit_change(struct conn_state *cs);
+
+/* Note that a request other than a change begins. */
+void bnd_admit_other(void);
+
+/* An admitted change was answered or ended: let the next one run. Idempotent. */
+void bnd_admit_release(struct conn_state *cs);
+
+/* Shutting down: resume every waiting change, and admit every later one at once. */
+void bnd_admit_open_all(void);
 
 #endif

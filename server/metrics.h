@@ -38,6 +38,9 @@ void bnd_metrics_commit(double seconds);
 /* The committer's jobs waiting for a commit or in one, now (a gauge). */
 void bnd_metrics_commit_queue(size_t held);
 
+/* Changes waiting their turn beside other requests now (http_admit.c). */
+void bnd_metrics_changes_waiting(size_t n);
+
 /* Count one transaction of the committer and the changes it wrote. */
 void bnd_metrics_commit_group(size_t changes);
 

@@ -9,14 +9,15 @@
 #define BODY    BND_ROUTE_BODY
 #define NPY     BND_ROUTE_NPY
 #define BINARY  BND_ROUTE_BINARY
+#define PROBE   BND_ROUTE_PROBE
 
 const struct bnd_route bnd_routes[] = {
-	{ "GET",    "/",                              bnd_service_index,   0 },
-	{ "GET",    "/livez",                         bnd_service_live,    0 },
-	{ "GET",    "/healthz",                       bnd_service_live,    0 },
-	{ "GET",    "/readyz",                        bnd_service_ready,   0 },
-	{ "GET",    "/metrics",                       bnd_service_metrics, 0 },
-	{ "GET",    "/openapi.json",                  bnd_service_openapi, 0 },
+	{ "GET",    "/",                              bnd_service_index,   PROBE },
+	{ "GET",    "/livez",                         bnd_service_live,    PROBE },
+	{ "GET",    "/healthz",                       bnd_service_live,    PROBE },
+	{ "GET",    "/readyz",                        bnd_service_ready,   PROBE },
+	{ "GET",    "/metrics",                       bnd_service_metrics, PROBE },
+	{ "GET",    "/openapi.json",                  bnd_service_openapi, PROBE },
 	{ "GET",    "/v1/layers",                     bnd_layers_list,     0 },
 	{ "PUT",    "/v1/layers/{name}",              bnd_layers_put,      MUTATES | BODY },
 	{ "GET",    "/v1/layers/{name}",              bnd_layers_get,      LAYER },
