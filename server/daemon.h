@@ -41,6 +41,8 @@ struct bnd_options {
 	bool max_per_client_set;    /* given; otherwise a quarter of max_connections */
 	unsigned request_timeout;   /* seconds to receive one whole request */
 	size_t commit_queue;        /* changes waiting for or in a commit, at most */
+	unsigned fair_changes;      /* changes run at once beside other requests; 0: no limit */
+	bool fair_changes_set;      /* given; otherwise the number of threads */
 };
 
 struct bnd_daemon {

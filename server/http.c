@@ -393,6 +393,7 @@ static enum MHD_Result respond(struct conn_state *cs)
 	cs->answered = ok == MHD_YES;
 	if (cs->answered)
 		bnd_conns_answering(cs->req.conn);
+	bnd_admit_release(cs);
 	return ok;
 }
 
@@ -448,6 +449,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (!cs->ready && bnd_offload_wanted(cs) && bnd_offload(cs))
 		return MHD_YES;
 	if (!cs->ready) {
+		unsigned flags = cs->req.route->flags;
+
+		if (flags & BND_ROUTE_MUTATES) {
+			if (!bnd_admit_change(cs))
+				return MHD_YES; /* resumed when its turn comes */
+		} else if (!(flags & BND_ROUTE_PROBE)) {
+			bnd_admit_other();
+		}
 		bnd_conn_run_handler(cs);
 		/* A change waits for its commit without holding this thread. */
 		if (cs->deferred && !bnd_defer_wait(cs))
@@ -507,6 +516,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	/* Never suspended at completion (the committer wakes every change first): free its context. */
 	if (cs->deferred && bnd_defer_woken(cs))
 		bnd_defer_answer(cs);
+	bnd_admit_release(cs);
 	took = bnd_metrics_clock() - cs->started;
 	if (cs->answered) {
 		bnd_metrics_request(cs->slot, cs->method, cs->res.status, took);
@@ -620,6 +630,7 @@ void bnd_http_stop(struct MHD_Daemon *mhd, struct bnd_daemon *d, double grace)
 	 * stops, which libmicrohttpd requires. On a shared store the workers
 	 * answer what no worker took yet with 503 and finish what they hold.
 	 */
+	bnd_admit_open_all();
 	bnd_store_workers_stop(d->workers);
 	bnd_committer_stop(d->committer);
 	MHD_stop_daemon(mhd);

@@ -28,7 +28,8 @@ enum bnd_route_flag {
 	BND_ROUTE_BODY = 1 << 2,    /* takes a JSON body */
 	BND_ROUTE_NPY = 1 << 3,     /* also takes an application/x-npy body */
 	BND_ROUTE_BINARY = 1 << 4,  /* also takes an application/octet-stream (safetensors) body */
-	BND_ROUTE_STORE = 1 << 5,   /* reaches the store: on a shared one its handler runs on a store worker */
+	BND_ROUTE_PROBE = 1 << 5,   /* a probe or a scrape: no load that changes should make way for */
+	BND_ROUTE_STORE = 1 << 6,   /* reaches the store: on a shared one its handler runs on a store worker */
 };
 
 struct bnd_response;

@@ -27,6 +27,9 @@ struct conn_state {
 	bool offloaded;       /* queued for a store worker or on one; suspended meanwhile */
 	bool offload_done;    /* under the offload lock: the worker is done, res is final */
 	struct bnd_store_job job; /* the store workers' */
+	bool admitted;        /* a change let run (http_admit.c) */
+	bool admit_released;  /* ...and answered or ended: its place given back */
+	struct conn_state *admit_next; /* waiting its turn to run */
 	struct bnd_change change;
 	double started;
 	char *raw_path;       /* the path as sent, before percent-decoding; no query */
@@ -76,5 +79,23 @@ bool bnd_offload(struct conn_state *cs);
 
 /* After resumption: whether the worker is done with cs (its answer ready to queue). */
 bool bnd_offload_done(struct conn_state *cs);
+
+/*
+ * A fair share between changes and the rest (http_admit.c). Before a
+ * change's handler runs: true when it may run now; false when it waits
+ * its turn, its connection suspended until a running change is answered
+ * (then it is admitted and resumed). Admits at once while no request other
+ * than a change began lately, and when opt.fair_changes is 0.
+ */
+bool bnd_admit_change(struct conn_state *cs);
+
+/* Note that a request other than a change begins. */
+void bnd_admit_other(void);
+
+/* An admitted change was answered or ended: let the next one run. Idempotent. */
+void bnd_admit_release(struct conn_state *cs);
+
+/* Shutting down: resume every waiting change, and admit every later one at once. */
+void bnd_admit_open_all(void);
 
 #endif

@@ -80,6 +80,10 @@ static const struct flag flags[] = {
 	{ "store-password-file", "BATCHNORMD_STORE_PASSWORD_FILE",
 	  "file holding the PostgreSQL password (default: the URI's, PGPASSWORD or PGPASSFILE)",
 	  "a file path" },
+	{ "fair-changes", "BATCHNORMD_FAIR_CHANGES",
+	  "while other requests are served, changes run at most this many at once, the rest waiting "
+	  "their turn (default: --threads; 0: no limit)",
+	  "an integer from 0 to 100000" },
 };
 #define N_FLAGS (sizeof(flags) / sizeof(flags[0]))
 
@@ -180,6 +184,11 @@ static int apply(struct bnd_options *o, size_t i, const char *v)
 	case 17: rc = parse_count(v, 1, 100000, &n); o->max_import_layers = (size_t)n; break;
 	case 18: o->store_url = v; return *v ? 0 : -EINVAL;
 	case 19: o->store_password_file = v; return *v ? 0 : -EINVAL;
+	case 20:
+		rc = parse_count(v, 0, 100000, &n);
+		o->fair_changes = (unsigned)n;
+		o->fair_changes_set = true;
+		break;
 	}
 	return rc < 0 ? -EINVAL : 0;
 }
@@ -397,6 +406,8 @@ int main(int argc, char **argv)
 	if (bnd_store_options(&d.opt) < 0)
 		return 2;
 	fit_connections(&d.opt);
+	if (!d.opt.fair_changes_set)
+		d.opt.fair_changes = d.opt.threads;
 	/* Block the stop signals in every thread, so only sigwait() sees them. */
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGTERM);

@@ -97,7 +97,7 @@ void bnd_metrics_commit(double seconds)
 	observe(&commits, seconds);
 }
 
-static atomic_size_t commit_queue, store_queue;
+static atomic_size_t commit_queue, changes_waiting, store_queue;
 static atomic_uint_fast64_t commit_groups, commit_changes;
 
 void bnd_metrics_store_queue(size_t held)
@@ -108,6 +108,11 @@ void bnd_metrics_store_queue(size_t held)
 void bnd_metrics_commit_queue(size_t held)
 {
 	atomic_store_explicit(&commit_queue, held, memory_order_relaxed);
+}
+
+void bnd_metrics_changes_waiting(size_t n)
+{
+	atomic_store_explicit(&changes_waiting, n, memory_order_relaxed);
 }
 
 void bnd_metrics_commit_group(size_t changes)
@@ -124,11 +129,15 @@ static void write_commit_queue(struct bn_buf *out)
 		"# TYPE batchnormd_commit_groups_total counter\nbatchnormd_commit_groups_total %" PRIu64 "\n"
 		"# HELP batchnormd_commit_changes_total Changes written in them (their ratio: the mean group).\n"
 		"# TYPE batchnormd_commit_changes_total counter\nbatchnormd_commit_changes_total %" PRIu64 "\n"
+		"# HELP batchnormd_changes_waiting Changes waiting their turn to run beside other requests "
+		"(--fair-changes).\n"
+		"# TYPE batchnormd_changes_waiting gauge\nbatchnormd_changes_waiting %zu\n"
 		"# HELP batchnormd_store_queue Requests waiting for a store worker or on one (PostgreSQL).\n"
 		"# TYPE batchnormd_store_queue gauge\nbatchnormd_store_queue %zu\n",
 		atomic_load_explicit(&commit_queue, memory_order_relaxed),
 		(uint64_t)atomic_load_explicit(&commit_groups, memory_order_relaxed),
 		(uint64_t)atomic_load_explicit(&commit_changes, memory_order_relaxed),
+		atomic_load_explicit(&changes_waiting, memory_order_relaxed),
 		atomic_load_explicit(&store_queue, memory_order_relaxed));
 }
 

@@ -41,6 +41,9 @@ void bnd_metrics_commit_queue(size_t held);
 /* Requests waiting for a store worker or on one, now (a gauge; PostgreSQL only). */
 void bnd_metrics_store_queue(size_t held);
 
+/* Changes waiting their turn beside other requests now (http_admit.c). */
+void bnd_metrics_changes_waiting(size_t n);
+
 /* Count one transaction of the committer and the changes it wrote. */
 void bnd_metrics_commit_group(size_t changes);
 

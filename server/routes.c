@@ -9,15 +9,16 @@
 #define BODY    BND_ROUTE_BODY
 #define NPY     BND_ROUTE_NPY
 #define BINARY  BND_ROUTE_BINARY
+#define PROBE   BND_ROUTE_PROBE
 #define STORE   BND_ROUTE_STORE
 
 const struct bnd_route bnd_routes[] = {
-	{ "GET",    "/",                              bnd_service_index,   0 },
-	{ "GET",    "/livez",                         bnd_service_live,    0 },
-	{ "GET",    "/healthz",                       bnd_service_live,    0 },
-	{ "GET",    "/readyz",                        bnd_service_ready,   STORE },
-	{ "GET",    "/metrics",                       bnd_service_metrics, 0 },
-	{ "GET",    "/openapi.json",                  bnd_service_openapi, 0 },
+	{ "GET",    "/",                              bnd_service_index,   PROBE },
+	{ "GET",    "/livez",                         bnd_service_live,    PROBE },
+	{ "GET",    "/healthz",                       bnd_service_live,    PROBE },
+	{ "GET",    "/readyz",                        bnd_service_ready,   PROBE | STORE },
+	{ "GET",    "/metrics",                       bnd_service_metrics, PROBE },
+	{ "GET",    "/openapi.json",                  bnd_service_openapi, PROBE },
 	{ "GET",    "/v1/layers",                     bnd_layers_list,     STORE },
 	{ "PUT",    "/v1/layers/{name}",              bnd_layers_put,      MUTATES | BODY | STORE },
 	{ "GET",    "/v1/layers/{name}",              bnd_layers_get,      LAYER | STORE },

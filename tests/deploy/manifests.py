@@ -4,7 +4,7 @@
     tests/deploy/manifests.py [SOURCE_ROOT]
 
 deploy/Dockerfile fixes the user, port, volume and health check; the compose
-file and the Kubernetes manifests must use the same ones and keep the
+files and the Kubernetes manifests must use the same ones and keep the
 security settings deploy/README.md promises. No cluster or engine is needed:
 tests/deploy/run is what builds and runs the image. Exits 0 when every check
 holds, 1 with a list of what failed, 77 (skipped) without PyYAML.
@@ -94,6 +94,45 @@ def check_compose(path, df):
     expect(any(t.split(":")[0] == "/tmp" for t in svc.get("tmpfs", [])), "compose: /tmp on tmpfs")
 
 
+def check_compose_postgres(deploy, df):
+    """compose.postgres.yaml builds every image it runs, from deploy/postgres/ on the same base."""
+    (doc,) = load_all(os.path.join(deploy, "compose.postgres.yaml"))
+    services = doc["services"]
+    for name, svc in services.items():
+        image = svc.get("image", "")
+        built = [s for s in services.values() if s.get("image") == image and "build" in s]
+        expect(image.startswith("${") and built,
+               f"compose.postgres: {name}'s image is a variable and a service builds it (no registry pull)")
+        args = svc.get("build", {}).get("args", [])
+        if "build" in svc:
+            expect("BASE=${BATCHNORMD_BASE:-batchnormd-base:bookworm}" in args,
+                   f"compose.postgres: {name} is built on deploy/build-base's image")
+    pg = services["postgres"]
+    expect(pg.get("build", {}).get("context") == "postgres", "compose.postgres: postgres is built from deploy/postgres")
+    expect("ports" not in pg, "compose.postgres: PostgreSQL's port is not published")
+    expect(pg.get("healthcheck", {}).get("test", [None, None])[1] == "pg_isready",
+           "compose.postgres: postgres's health check is pg_isready")
+    expect(pg.get("user") == f"{df['uid']}:{df['gid']}" and pg.get("read_only") is True
+           and "ALL" in pg.get("cap_drop", []), "compose.postgres: postgres as 10001, read-only, no capabilities")
+    replicas = [s for n, s in services.items() if n.startswith("batchnormd-")]
+    expect(len(replicas) == 3, "compose.postgres: three replicas")
+    for svc in replicas:
+        env = dict(e.split("=", 1) for e in svc["environment"] if "=" in e)
+        expect(env.get("BATCHNORMD_STORE", "").startswith("postgresql://")
+               and ":" not in env["BATCHNORMD_STORE"].split("//", 1)[1].split("@")[0],
+               "compose.postgres: replicas on PostgreSQL, no password in the URL")
+        expect(env.get("BATCHNORMD_STORE_PASSWORD_FILE", "").startswith("/run/secrets/"),
+               "compose.postgres: the password is a secret file")
+        ports = svc.get("ports", [])
+        expect(len(ports) == 1 and ports[0].startswith("${BATCHNORMD_PUBLISH_HOST:-127.0.0.1}:"),
+               "compose.postgres: each replica publishes one port, on 127.0.0.1 by default")
+    with open(os.path.join(deploy, "postgres", "Dockerfile")) as f:
+        code = [l.strip() for l in f if l.strip() and not l.lstrip().startswith("#")]
+    expect(code[0] == "ARG BASE=debian:bookworm-slim" and code[1] == "FROM ${BASE}",
+           "postgres/Dockerfile: FROM ${BASE}, as deploy/Dockerfile")
+    expect(f"USER {df['uid']}:{df['gid']}" in code, "postgres/Dockerfile: USER 10001:10001")
+
+
 def check_k8s(folder, df):
     docs = {}
     for name in sorted(os.listdir(folder)):
@@ -166,6 +205,7 @@ def main():
     deploy = os.path.join(src, "deploy")
     df = dockerfile_facts(os.path.join(deploy, "Dockerfile"))
     check_compose(os.path.join(deploy, "compose.yaml"), df)
+    check_compose_postgres(deploy, df)
     check_k8s(os.path.join(deploy, "k8s"), df)
     for f in failures:
         print(f"manifests: FAIL: {f}", file=sys.stderr)

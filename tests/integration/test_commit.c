@@ -286,7 +286,10 @@ static void test_wait_past_deadline(void)
 
 int main(int argc, char **argv)
 {
-	const char *queue_args[] = { "--commit-queue", "2", "--request-timeout", "2", "--threads", "1", NULL };
+	/* Groups are filled from many changes at once: none waits its turn beside the reads here (test_fair.c). */
+	const char *args[] = { "--fair-changes", "0", NULL };
+	const char *queue_args[] = { "--commit-queue", "2", "--request-timeout", "2", "--threads", "1",
+		"--fair-changes", "0", NULL };
 
 	if (it_skip_on_pg("the committer (groups, its queue, --commit-queue) is SQLite's: on PostgreSQL each change is its own transaction"))
 		return 77;
@@ -296,7 +299,7 @@ int main(int argc, char **argv)
 	snprintf(fail_path, sizeof(fail_path), "%s/fail", d.dir);
 	setenv("BATCHNORMD_TEST_HOLD_COMMIT", hold_path, 1);
 	setenv("BATCHNORMD_TEST_FAIL_COMMIT", fail_path, 1);
-	if (!CHECKF(it_daemon_start(&d, NULL) == 0, "batchnormd did not start"))
+	if (!CHECKF(it_daemon_start(&d, args) == 0, "batchnormd did not start"))
 		goto out;
 	test_failed_chain();
 	test_every_commit_fails();

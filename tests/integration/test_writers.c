@@ -280,7 +280,9 @@ int main(int argc, char **argv)
 	snprintf(fail_path, sizeof(fail_path), "%s/fail", d.dir);
 	setenv("BATCHNORMD_TEST_HOLD_COMMIT", hold_path, 1);
 	setenv("BATCHNORMD_TEST_FAIL_COMMIT", fail_path, 1);
-	if (!CHECKF(it_daemon_start(&d, NULL) == 0, "batchnormd did not start"))
+	/* Changes queue behind each other beside reads here: none waits its turn (test_fair.c). */
+	if (!CHECKF(it_daemon_start(&d, (const char *const[]){ "--fair-changes", "0", NULL }) == 0,
+			"batchnormd did not start"))
 		goto out;
 	test_post_after_commit();
 	test_post_chain();
