@@ -14,7 +14,11 @@
  *   reaches the store is refused with 503 commit_queue_full and
  *   Retry-After, and changes nothing; /healthz still answers;
  * - shutdown: SIGTERM with two steps held: the daemon waits for them,
- *   answers both 200 once the row is released, and exits 0.
+ *   answers both 200 once the row is released, and exits 0;
+ * - past the grace: SIGTERM with all 8 workers held for longer than the
+ *   30 s grace: a step still queued is answered 503 shutting_down, the
+ *   held ones are stored once released (the workers end before the store
+ *   closes, no request is left suspended), and the daemon exits 0.
  *
  * Every wait is bounded (generous margins), so on a daemon whose polling
  * thread blocks the checks fail instead of hanging. Skips unless run on
@@ -326,6 +330,49 @@ out:
 	it_daemon_finish(&d);
 }
 
+/*
+ * SIGTERM with every worker held past the 30 s grace: what no worker took
+ * is answered 503 shutting_down at once, the held ones are finished once
+ * the row is released (all stored: the store stays open until the workers
+ * are done), and the daemon exits 0.
+ */
+static void test_past_grace(int argc, char **argv)
+{
+	enum { WORKERS = 8 };
+	static const char *const args[] = { "--threads", "1", NULL };
+	struct it_daemon d = { 0 };
+	struct call step[WORKERS], queued;
+	PGconn *lock;
+
+	if (!start(&d, argc, argv, args))
+		goto out;
+	lock = lock_row(&d, "held");
+	for (int i = 0; i < WORKERS; i++)
+		call_start(&step[i], &d, "POST", "/v1/layers/held/train", STEP);
+	if (!wait_store_queue(&d, WORKERS)) {
+		unlock_row(lock);
+		for (int i = 0; i < WORKERS; i++)
+			call_finish(&step[i]);
+		goto out;
+	}
+	call_start(&queued, &d, "POST", "/v1/layers/held/train", STEP);
+	wait_store_queue(&d, WORKERS + 1);
+	CHECK(kill(d.pid, SIGTERM) == 0);
+	if (CHECKF(call_wait(&queued, 45000), "the queued step was not answered past the grace"))
+		it_check_problem(&queued.r, 503, "shutting_down", "a step no worker took by the end of the grace");
+	for (int i = 0; i < WORKERS; i++)
+		CHECKF(!atomic_load(&step[i].done), "held step %d ended before its row was released", i);
+	unlock_row(lock);
+	CHECKF(it_daemon_wait(&d) == 0, "batchnormd did not exit 0 after SIGTERM");
+	call_finish(&queued);
+	for (int i = 0; i < WORKERS; i++)
+		call_finish(&step[i]);
+	CHECKF(stored_batches(&d, "held") == WORKERS, "num_batches_tracked stored: %ld, want %d",
+		stored_batches(&d, "held"), WORKERS);
+out:
+	it_daemon_finish(&d);
+}
+
 int main(int argc, char **argv)
 {
 	if (!it_store_pg()) {
@@ -335,5 +382,6 @@ int main(int argc, char **argv)
 	test_held(argc, argv);
 	test_queue(argc, argv);
 	test_shutdown(argc, argv);
+	test_past_grace(argc, argv);
 	return it_exit_status("http_store_workers");
 }
