@@ -43,6 +43,7 @@ struct bnd_options {
 	size_t commit_queue;        /* changes waiting for or in a commit, at most */
 	unsigned fair_changes;      /* changes run at once beside other requests; 0: no limit */
 	bool fair_changes_set;      /* given; otherwise the number of threads */
+	unsigned store_workers;     /* a shared store's worker threads; 0: its pool's size */
 };
 
 struct bnd_daemon {

@@ -84,6 +84,9 @@ static const struct flag flags[] = {
 	  "while other requests are served, changes run at most this many at once, the rest waiting "
 	  "their turn (default: --threads; 0: no limit)",
 	  "an integer from 0 to 100000" },
+	{ "store-workers", "BATCHNORMD_STORE_WORKERS",
+	  "on PostgreSQL, threads that run the requests reaching the store (default 8, the connection pool's size)",
+	  "an integer from 1 to 64" },
 };
 #define N_FLAGS (sizeof(flags) / sizeof(flags[0]))
 
@@ -189,6 +192,7 @@ static int apply(struct bnd_options *o, size_t i, const char *v)
 		o->fair_changes = (unsigned)n;
 		o->fair_changes_set = true;
 		break;
+	case 21: rc = parse_count(v, 1, 64, &n); o->store_workers = (unsigned)n; break;
 	}
 	return rc < 0 ? -EINVAL : 0;
 }
@@ -339,7 +343,8 @@ static int start_committer(struct bnd_daemon *d)
 
 /*
  * On a shared store, start the threads that run the requests reaching it:
- * one per connection of the store's pool, so each holds its own.
+ * --store-workers, by default one per connection of the store's pool, so
+ * each holds its own (more share the pool's connections, waiting for one).
  */
 static int start_store_workers(struct bnd_daemon *d)
 {
@@ -347,7 +352,9 @@ static int start_store_workers(struct bnd_daemon *d)
 
 	if (!bnd_store_shared(d->store))
 		return 0;
-	rc = bnd_store_workers_create(bnd_store_connections(d->store), d->opt.commit_queue, &d->workers);
+	if (!d->opt.store_workers)
+		d->opt.store_workers = bnd_store_connections(d->store);
+	rc = bnd_store_workers_create(d->opt.store_workers, d->opt.commit_queue, &d->workers);
 	if (rc < 0)
 		fprintf(stderr, "batchnormd: cannot start the store workers: %s\n", strerror(-rc));
 	return rc;
@@ -372,7 +379,7 @@ static int serve(struct bnd_daemon *d, const sigset_t *stop)
 	if (bnd_store_shared(d->store))
 		fprintf(stderr, "batchnormd: PostgreSQL: each change is its own transaction, on the row it locks; "
 			"%u store workers, at most %zu requests waiting (--commit-queue)\n",
-			bnd_store_connections(d->store), d->opt.commit_queue);
+			d->opt.store_workers, d->opt.commit_queue);
 	else
 		fprintf(stderr, "batchnormd: group commit, at most %zu changes waiting (--commit-queue)\n",
 			d->opt.commit_queue);

@@ -339,7 +339,7 @@ out:
 static void test_past_grace(int argc, char **argv)
 {
 	enum { WORKERS = 8 };
-	static const char *const args[] = { "--threads", "1", NULL };
+	static const char *const args[] = { "--threads", "1", "--store-workers", "8", NULL };
 	struct it_daemon d = { 0 };
 	struct call step[WORKERS], queued;
 	PGconn *lock;
