@@ -8,7 +8,9 @@
  * locks its layer's row with SELECT ... FOR UPDATE in the transaction that
  * then writes and commits it, and reads confirm the cached version.
  *
- * Connections: up to PG_POOL_MAX (8 used), opened when first needed. A
+ * Connections: up to PG_POOL_MAX (8 used), all opened at start (the
+ * store workers use them all at once; one opened under load makes its
+ * request wait for a new backend), or when first needed if that failed. A
  * statement or transaction takes one and gives it back; one whose link
  * broke (PostgreSQL restarted) is reset when next taken, so the daemon
  * reconnects by itself; meanwhile every store call fails with -EIO (503
@@ -289,6 +291,23 @@ static int migrate(struct pg_store *s)
 	return rc;
 }
 
+/*
+ * Open the pool's other connections now, before requests come: opening
+ * one costs PostgreSQL a new backend process, which under load took
+ * hundreds of milliseconds, paid by the request that needed it. One that
+ * fails is opened when first needed instead (logged).
+ */
+static void open_pool(struct pg_store *s)
+{
+	for (size_t i = 0; i < s->pool; i++) {
+		if (s->conns[i])
+			continue;
+		s->conns[i] = connect_one(s);
+		if (!s->conns[i])
+			break;
+	}
+}
+
 static void pg_close(struct bnd_store *b)
 {
 	struct pg_store *s = (struct pg_store *)b;
@@ -330,6 +349,7 @@ static int pg_open(const char *target, bool sync_full, struct bnd_store **ret)
 		pg_close(&s->base);
 		return rc;
 	}
+	open_pool(s);
 	*ret = &s->base;
 	return 0;
 }
