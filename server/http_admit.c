@@ -29,7 +29,7 @@
 #include "metrics.h"
 
 /* How long after the last request other than a change the limit holds. */
-#define BUSY_WINDOW_MS 100
+#define BUSY_WINDOW_MS 1000
 
 static pthread_mutex_t admit_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned running;                 /* changes admitted and not yet answered */
