@@ -5,9 +5,10 @@
  * A change costs its polling thread the HTTP and JSON work of a request,
  * and, with group commit, no longer waits for the disk on it: a train load
  * on 32 connections then takes as much of libmicrohttpd's threads as it
- * has connections, and evals on a few connections beside it get a few
- * dozenths of the CPU. So, while requests other than changes are being
- * served, at most `limit` changes (--fair-changes) run at once, from their
+ * has connections, and evals on a few connections beside it got a quarter
+ * of their rate alone. So, while requests other than changes (and other
+ * than probes) are being served, at most `limit` changes (--fair-changes,
+ * by default half of the threads) run at once, from their
  * handler to their queued answer; a change beyond that waits its turn,
  * its body read and its connection suspended (it costs no CPU), in a FIFO,
  * and is resumed when a running change is answered. With no other request
@@ -28,7 +29,7 @@
 #include "metrics.h"
 
 /* How long after the last request other than a change the limit holds. */
-#define BUSY_WINDOW_MS 100
+#define BUSY_WINDOW_MS 1000
 
 static pthread_mutex_t admit_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned running;                 /* changes admitted and not yet answered */

@@ -82,7 +82,7 @@ static const struct flag flags[] = {
 	  "a file path" },
 	{ "fair-changes", "BATCHNORMD_FAIR_CHANGES",
 	  "while other requests are served, changes run at most this many at once, the rest waiting "
-	  "their turn (default: --threads; 0: no limit)",
+	  "their turn (default: half of --threads, at least 1; 0: no limit)",
 	  "an integer from 0 to 100000" },
 	{ "store-workers", "BATCHNORMD_STORE_WORKERS",
 	  "on PostgreSQL, threads that run the requests reaching the store (default 8, the connection pool's size)",
@@ -414,7 +414,7 @@ int main(int argc, char **argv)
 		return 2;
 	fit_connections(&d.opt);
 	if (!d.opt.fair_changes_set)
-		d.opt.fair_changes = d.opt.threads;
+		d.opt.fair_changes = d.opt.threads / 2 ? d.opt.threads / 2 : 1;
 	/* Block the stop signals in every thread, so only sigwait() sees them. */
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGTERM);

@@ -162,17 +162,23 @@ out:
 	bn_state_finish(&st);
 }
 
-int main(int argc, char **argv)
+/*
+ * One storm on a fresh daemon started with args: every step answered 200,
+ * evals answered meanwhile, the layer equal to its history replayed.
+ */
+static void storm(const char *const args[], const char *what)
 {
-	const char *args[] = { "--history-limit", "1000", "--sync", "normal", NULL };
 	struct worker workers[THREADS];
 	pthread_t evaler;
 	struct it_response r;
+	int ok = 0;
 
-	if (it_daemon_init(&d, argc, argv) < 0)
-		return 77;
-	if (!CHECKF(it_daemon_start(&d, args) == 0, "batchnormd did not start"))
-		goto out;
+	printf("# the storm %s\n", what);
+	atomic_store(&storm_done, false);
+	atomic_store(&eval_ok, 0);
+	atomic_store(&eval_bad, 0);
+	if (!CHECKF(it_daemon_start(&d, args) == 0, "batchnormd did not start (%s)", what))
+		return;
 	it_call(&d, "PUT", "/v1/layers/storm", "{\"num_features\": 2}", &r);
 	CHECK(r.status == 201);
 	it_response_finish(&r);
@@ -185,31 +191,47 @@ int main(int argc, char **argv)
 		workers[i] = (struct worker){ .id = i };
 		CHECK(pthread_create(&workers[i].thread, NULL, train_worker, &workers[i]) == 0);
 	}
-	int ok = 0;
 	for (int i = 0; i < THREADS; i++) {
 		pthread_join(workers[i].thread, NULL);
 		ok += workers[i].ok;
 	}
 	atomic_store(&storm_done, true);
 	pthread_join(evaler, NULL);
-	CHECKF(ok == TOTAL, "%d of %d train steps answered 200", ok, TOTAL);
+	CHECKF(ok == TOTAL, "%s: %d of %d train steps answered 200", what, ok, TOTAL);
 	printf("evals answered during the storm: %u ok, %u not ok\n", atomic_load(&eval_ok), atomic_load(&eval_bad));
-	CHECKF(atomic_load(&eval_ok) > 0, "no eval completed while the train steps ran");
-	CHECKF(atomic_load(&eval_bad) == 0, "%u evals failed during the train steps", atomic_load(&eval_bad));
+	CHECKF(atomic_load(&eval_ok) > 0, "%s: no eval completed while the train steps ran", what);
+	CHECKF(atomic_load(&eval_bad) == 0, "%s: %u evals failed during the train steps", what, atomic_load(&eval_bad));
 
 	it_call(&d, "GET", "/v1/layers/storm/state", NULL, &r);
 	json_t *state = json_incref(r.json);
 	CHECKF(json_integer_value(it_get(state, "num_batches_tracked", NULL)) == TOTAL,
-			"num_batches_tracked %lld after %d steps", (long long)json_integer_value(it_get(state, "num_batches_tracked", NULL)), TOTAL);
+			"%s: num_batches_tracked %lld after %d steps", what,
+			(long long)json_integer_value(it_get(state, "num_batches_tracked", NULL)), TOTAL);
 	it_response_finish(&r);
 	it_call(&d, "GET", "/v1/layers/storm/history?limit=1000", NULL, &r);
 	json_t *steps = it_get(r.json, "steps", NULL);
-	if (CHECKF(json_array_size(steps) == TOTAL, "history holds %zu steps, expected %d", json_array_size(steps), TOTAL))
+	if (CHECKF(json_array_size(steps) == TOTAL, "%s: history holds %zu steps, expected %d", what,
+			json_array_size(steps), TOTAL))
 		replay(steps, state);
 	it_response_finish(&r);
 	json_decref(state);
-	CHECKF(it_daemon_stop(&d) == 0, "batchnormd did not exit 0 on SIGTERM");
-out:
+	CHECKF(it_daemon_stop(&d) == 0, "batchnormd did not exit 0 on SIGTERM (%s)", what);
+}
+
+int main(int argc, char **argv)
+{
+	/* Every change at once, so they pile up in pending chains, the order the committer must keep. */
+	static const char *const piled[] = { "--history-limit", "1000", "--sync", "normal", "--fair-changes", "0", NULL };
+	/* As deployed: changes take turns beside the evals. */
+	static const char *const turns[] = { "--history-limit", "1000", "--sync", "normal", NULL };
+
+	if (it_daemon_init(&d, argc, argv) < 0)
+		return 77;
+	storm(piled, "with --fair-changes 0");
+	it_daemon_finish(&d);
+	if (it_daemon_init(&d, argc, argv) < 0)
+		return 77;
+	storm(turns, "with the default --fair-changes");
 	it_daemon_finish(&d);
 	return it_exit_status("http_concurrency");
 }

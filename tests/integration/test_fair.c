@@ -8,8 +8,9 @@
  *
  * - a change waits its turn: one train step holds the one place, and a
  *   second one, on another layer, waits (batchnormd_changes_waiting 1, the
- *   commit queue still 1, its layer unchanged) while evals and GETs are
- *   answered; released, both commit;
+ *   commit queue still 1, its layer unchanged) while evals are answered,
+ *   and past --request-timeout (2 s) without being cut; released, both
+ *   commit;
  * - 8 threads x 10 steps on one layer beside the evals: all 200, and the
  *   layer has taken all 80, history steps 1..80;
  * - a change waiting its turn at SIGTERM is still run and answered 200,
@@ -146,6 +147,8 @@ static void test_change_waits_its_turn(void)
 	for (int i = 0; i < 2000 && atomic_load(&reads_ok) < before + 5; i++)
 		it_sleep_ms(1);
 	CHECKF(atomic_load(&reads_ok) >= before + 5, "evals stopped while a change waited its turn");
+	/* Waiting its turn is not a slow client: past --request-timeout 2, it is not cut. */
+	it_sleep_ms(3000);
 	unlink(hold_path);
 	finish_step(&first, "the change that ran");
 	finish_step(&second, "the change that waited its turn");
@@ -189,8 +192,8 @@ static void test_alone_no_limit(void)
 	struct step steps[3];
 
 	create("alone");
-	/* No eval for twice the daemon's 100 ms window: the limit is off. */
-	it_sleep_ms(300);
+	/* No eval for over twice the daemon's one-second window: the limit is off. */
+	it_sleep_ms(2500);
 	it_touch(hold_path, "");
 	for (int i = 0; i < 3; i++)
 		start_step(&steps[i], "alone");
@@ -225,7 +228,7 @@ static void test_waiting_at_shutdown(void)
 
 int main(int argc, char **argv)
 {
-	static const char *const args[] = { "--threads", "1", "--fair-changes", "1", NULL };
+	static const char *const args[] = { "--threads", "1", "--fair-changes", "1", "--request-timeout", "2", NULL };
 
 	if (it_daemon_init(&d, argc, argv) < 0)
 		return 77;
@@ -236,7 +239,8 @@ int main(int argc, char **argv)
 	}
 	snprintf(hold_path, sizeof(hold_path), "%s/hold", d.dir);
 	setenv("BATCHNORMD_TEST_HOLD_COMMIT", hold_path, 1);
-	if (!CHECKF(it_daemon_start(&d, args) == 0, "batchnormd did not start with --threads 1 --fair-changes 1"))
+	if (!CHECKF(it_daemon_start(&d, args) == 0, "batchnormd did not start with --threads 1 --fair-changes 1 "
+			"--request-timeout 2"))
 		goto out;
 	test_change_waits_its_turn();
 	test_many_beside_reads();
