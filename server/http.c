@@ -163,12 +163,22 @@ static int check_headers(struct conn_state *cs)
 		cs->res.authenticate = true;
 		return bnd_fail(&cs->res, -EACCES, NULL, "this request changes state: send Authorization: Bearer <token>");
 	}
-	/* On a shared store a store worker finds it, with the body in: no store call here. */
-	if ((req->route->flags & BND_ROUTE_LAYER) && !bnd_offload_wanted(cs)) {
-		int rc = bnd_conn_find_layer(cs);
+	if (req->route->flags & BND_ROUTE_LAYER) {
+		int rc;
 
-		if (rc < 0)
-			return rc;
+		/*
+		 * On a shared store a store worker finds it, with the body in: no
+		 * store call here. Should the headers decide the answer, a worker
+		 * still finds the layer first (an unknown one is 404 whatever the
+		 * headers say), before the body is read.
+		 */
+		if (bnd_offload_wanted(cs)) {
+			cs->lookup_first = true;
+		} else {
+			rc = bnd_conn_find_layer(cs);
+			if (rc < 0)
+				return rc;
+		}
 	}
 	if (req->route->flags & BND_ROUTE_BODY) {
 		int rc = check_media(cs);
@@ -409,6 +419,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_NO; /* out of memory in on_uri */
 	if (!cs->begun) {
 		start_request(cs, cls, conn, method);
+		/* Its layer unknown yet (a shared store): a worker finds it, then answers. */
+		if (cs->ready && cs->lookup_first && bnd_offload(cs))
+			return MHD_YES;
 		/* Answer now what the headers decided, before a byte of the body is read. */
 		return cs->ready ? respond(cs) : MHD_YES;
 	}
@@ -416,6 +429,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		/* Resumed: a store worker built the answer. */
 		if (!bnd_offload_done(cs))
 			return MHD_YES;
+		*upload_size = 0; /* a body not read yet, when the headers decided: dropped */
 		cs->offloaded = false;
 		return respond(cs);
 	}

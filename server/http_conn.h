@@ -26,6 +26,7 @@ struct conn_state {
 	bool suspended;       /* under bnd_wait_lock: suspended until then */
 	bool offloaded;       /* queued for a store worker or on one; suspended meanwhile */
 	bool offload_done;    /* under the offload lock: the worker is done, res is final */
+	bool lookup_first;    /* a worker finds the layer before anything else is decided */
 	struct bnd_store_job job; /* the store workers' */
 	bool admitted;        /* a change let run (http_admit.c) */
 	bool admit_released;  /* ...and answered or ended: its place given back */

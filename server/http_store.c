@@ -28,6 +28,7 @@
 #include "conns.h"
 #include "errors.h"
 #include "http_conn.h"
+#include "replica.h"
 
 static pthread_mutex_t offload_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -50,6 +51,12 @@ static void run(struct bnd_store_job *job, bool cancelled)
 		bnd_request_drop_body(&cs->req);
 		cs->res.retry_after = 1;
 		bnd_fail(&cs->res, -ESHUTDOWN, NULL, "the server is shutting down; nothing was changed");
+	} else if (cs->ready) {
+		/* The headers decided the answer, but an unknown layer is 404 whatever they say. */
+		if (bnd_replica_layer(cs->req.d, cs->req.name, &cs->req.layer) == -ENOENT) {
+			cs->res.retry_after = 0;
+			bnd_fail(&cs->res, -ENOENT, NULL, "no layer named %s", cs->req.name);
+		}
 	} else if ((cs->req.route->flags & BND_ROUTE_LAYER) && bnd_conn_find_layer(cs) < 0) {
 		bnd_request_drop_body(&cs->req);
 	} else {

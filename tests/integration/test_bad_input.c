@@ -396,13 +396,41 @@ static void test_huge_body(void)
 	it_snapshot_finish(&after);
 }
 
+/*
+ * The layer is looked up before the body is read: an unknown layer is 404
+ * whatever the headers say of the body (its type, its length past the
+ * cap), on either store; a known one gets the headers' answer.
+ */
+static void test_unknown_layer_first(void)
+{
+	const char *xml[] = { "Content-Type: application/xml", NULL };
+	const size_t total = 100u * 1000 * 1000;
+	size_t left = total;
+	const char *expect[] = { "Expect: 100-continue", NULL };
+	struct it_response r;
+
+	it_request(&d, "POST", "/v1/layers/nosuch/train", xml, "<x/>", 4, &r);
+	it_check_problem(&r, 404, "not_found", "an unknown layer with an XML body");
+	it_response_finish(&r);
+	it_request_gen(&d, "POST", "/v1/layers/nosuch/eval", expect, total, gen_filler, &left, &r);
+	it_check_problem(&r, 404, "not_found", "an unknown layer with a 100 MB body");
+	it_response_finish(&r);
+	it_request(&d, "POST", "/v1/layers/bad/eval", xml, "<x/>", 4, &r);
+	it_check_problem(&r, 415, NULL, "a known layer with an XML body");
+	it_response_finish(&r);
+	left = total;
+	it_request_gen(&d, "POST", "/v1/layers/bad/train", expect, total, gen_filler, &left, &r);
+	it_check_problem(&r, 413, "too_large", "a known layer with a 100 MB body");
+	it_response_finish(&r);
+}
+
 int main(int argc, char **argv)
 {
 	char elements[24];
 	snprintf(elements, sizeof(elements), "%d", MAX_ELEMENTS);
 	const char *args[] = { "--max-elements", elements, "--max-body-bytes", MAX_BODY, "--sync", "normal", NULL };
 	void (*const tests[])(void) = {
-		test_table, test_non_finite_output, test_bad_configs, test_element_cap, test_huge_body, NULL,
+		test_table, test_non_finite_output, test_bad_configs, test_element_cap, test_huge_body, test_unknown_layer_first, NULL,
 	};
 
 	return it_run(&d, "http_bad_input", argc, argv, args, tests);
