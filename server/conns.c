@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -163,6 +164,20 @@ void bnd_conns_request_done(struct MHD_Connection *conn)
 	e->answering = false;
 	e->started = now();
 	pthread_mutex_unlock(&e->owner->lock);
+}
+
+bool bnd_conns_unread(struct bnd_conns *c)
+{
+	bool any = false;
+
+	pthread_mutex_lock(&c->lock);
+	for (struct conn *e = c->head; e && !any; e = e->next) {
+		int n = 0;
+
+		any = !e->cut && ioctl(e->fd, FIONREAD, &n) == 0 && n > 0;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return any;
 }
 
 /* Cut every request past its deadline. Under the lock. */

@@ -25,6 +25,7 @@
 #define BND_CONNS_H
 
 #include <microhttpd.h>
+#include <stdbool.h>
 
 struct bnd_conns;
 
@@ -63,5 +64,12 @@ void bnd_conns_answering(struct MHD_Connection *conn);
 
 /* The connection's request is over: the next one's clock starts now. */
 void bnd_conns_request_done(struct MHD_Connection *conn);
+
+/*
+ * Whether a connection has bytes received and not yet read: a request sent
+ * before a SIGTERM that libmicrohttpd has not begun, which shutdown waits
+ * for as for one under way.
+ */
+bool bnd_conns_unread(struct bnd_conns *c);
 
 #endif

@@ -33,6 +33,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -622,6 +623,31 @@ struct MHD_Daemon *bnd_http_start(struct bnd_daemon *d, unsigned *ret_port)
 	return mhd;
 }
 
+/*
+ * Hand libmicrohttpd the connections still waiting in the listening
+ * socket's backlog: their clients connected, and may have sent a request,
+ * before the daemon stopped accepting, and are served as those it had
+ * accepted are. (It closes a connection it cannot take.)
+ */
+static void adopt_backlog(struct MHD_Daemon *mhd, MHD_socket fd)
+{
+	int flags = fcntl(fd, F_GETFL);
+
+	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+		return;
+	for (;;) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int c = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (c < 0 && errno == EINTR)
+			continue;
+		if (c < 0)
+			return;
+		MHD_add_connection(mhd, c, (struct sockaddr *)&ss, len);
+	}
+}
+
 void bnd_http_stop(struct MHD_Daemon *mhd, struct bnd_daemon *d, double grace)
 {
 	MHD_socket fd = MHD_quiesce_daemon(mhd);
@@ -633,10 +659,16 @@ void bnd_http_stop(struct MHD_Daemon *mhd, struct bnd_daemon *d, double grace)
 	 * daemon has stopped: its threads may still be taking the listening
 	 * socket out of their epoll sets, which fails on a closed descriptor.
 	 */
-	if (fd != MHD_INVALID_SOCKET)
+	if (fd != MHD_INVALID_SOCKET) {
+		adopt_backlog(mhd, fd);
 		shutdown(fd, SHUT_RDWR);
-	/* Let the requests under way finish; those waiting for a commit are answered as it ends. */
-	while (atomic_load(&d->in_flight) > 0 && bnd_metrics_clock() < until)
+	}
+	/*
+	 * Let the requests under way finish; those waiting for a commit are
+	 * answered as it ends. A request whose bytes arrived before the signal
+	 * but were not read yet is under way too.
+	 */
+	while ((atomic_load(&d->in_flight) > 0 || bnd_conns_unread(d->conns)) && bnd_metrics_clock() < until)
 		nanosleep(&tick, NULL);
 	/*
 	 * Commit what is still queued (past the grace) and take no more

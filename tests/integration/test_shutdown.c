@@ -5,6 +5,12 @@
  * wire the daemon gets SIGTERM; then the second half goes. The step must
  * be answered 200, the daemon must exit with status 0, and after a restart
  * on the same database the step is there.
+ *
+ * Requests sent before SIGTERM on connections the daemon had not accepted
+ * yet are answered too: with the daemon stopped (SIGSTOP), 40 clients
+ * connect and send a whole GET; then SIGTERM and SIGCONT. Every one must
+ * be answered 200 (a connection still in the listening socket's backlog
+ * when the daemon stops accepting used to be reset).
  */
 #include "harness.h"
 
@@ -13,6 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 static struct it_daemon d;
 
@@ -74,6 +84,60 @@ static void wait_refusing(void)
 	}
 }
 
+#define BACKLOG_CLIENTS 40
+
+/* Connect to the daemon and send a whole GET of the layer; the socket, or -1. */
+static int send_get(void)
+{
+	static const char req[] = "GET /v1/layers/sd HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)d.port) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || write(fd, req, sizeof(req) - 1) != (ssize_t)(sizeof(req) - 1)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Read the answer's status line: its status, or 0 when the connection ended without one. */
+static int read_status(int fd)
+{
+	char buf[256];
+	size_t got = 0;
+	ssize_t n;
+	int status = 0;
+
+	while (got < sizeof(buf) - 1 && (n = read(fd, buf + got, sizeof(buf) - 1 - got)) > 0)
+		got += (size_t)n;
+	buf[got] = '\0';
+	if (strncmp(buf, "HTTP/1.1 ", 9) == 0)
+		status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
+	close(fd);
+	return status;
+}
+
+static void test_backlog(void)
+{
+	int fds[BACKLOG_CLIENTS], answered = 0;
+
+	CHECK(kill(d.pid, SIGSTOP) == 0);
+	for (int i = 0; i < BACKLOG_CLIENTS; i++)
+		fds[i] = send_get();
+	CHECK(kill(d.pid, SIGTERM) == 0);
+	CHECK(kill(d.pid, SIGCONT) == 0);
+	for (int i = 0; i < BACKLOG_CLIENTS; i++)
+		if (fds[i] >= 0 && read_status(fds[i]) == 200)
+			answered++;
+	CHECKF(answered == BACKLOG_CLIENTS, "%d of %d requests sent before SIGTERM were answered 200",
+		answered, BACKLOG_CLIENTS);
+	printf("requests sent before SIGTERM, to a stopped daemon: %d of %d answered 200\n", answered, BACKLOG_CLIENTS);
+	CHECKF(it_daemon_wait(&d) == 0, "batchnormd did not exit 0 after SIGTERM with requests in its backlog");
+}
+
 int main(int argc, char **argv)
 {
 	const char *args[] = { "--sync", "normal", NULL };
@@ -120,7 +184,7 @@ int main(int argc, char **argv)
 		CHECKF(json_integer_value(it_get(r.json, "num_batches_tracked", NULL)) == 1,
 				"the step answered during shutdown is not in the store: %.200s", r.body);
 		it_response_finish(&r);
-		CHECKF(it_daemon_stop(&d) == 0, "batchnormd did not exit 0 on SIGTERM");
+		test_backlog();
 	}
 out:
 	it_daemon_finish(&d);
