@@ -19,6 +19,7 @@
 #include "budget.h"
 #include "http.h"
 #include "metrics.h"
+#include "secret_file.h"
 #include "store_workers.h"
 
 #define VERSION "0.1.0"
@@ -243,26 +244,13 @@ static int parse_args(struct bnd_options *o, int argc, char **argv)
 /* Read the bearer token: the file's content less trailing whitespace. */
 static int read_token(struct bnd_daemon *d)
 {
-	FILE *f = fopen(d->opt.token_file, "r");
 	char buf[4097];
-	size_t n;
+	int n = bnd_read_secret_file("--token-file", d->opt.token_file, buf, sizeof(buf));
 
-	if (!f) {
-		fprintf(stderr, "batchnormd: --token-file %s: %s\n", d->opt.token_file, strerror(errno));
-		return -errno;
-	}
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
-		n--;
-	buf[n] = '\0';
-	if (n == 0 || n == sizeof(buf) - 1 || strlen(buf) != n) {
-		fprintf(stderr, "batchnormd: --token-file %s: the token must be 1 to 4095 bytes of text\n",
-			d->opt.token_file);
-		return -EINVAL;
-	}
+	if (n < 0)
+		return n;
 	d->token = strdup(buf);
-	d->token_len = n;
+	d->token_len = (size_t)n;
 	return d->token ? 0 : -ENOMEM;
 }
 

@@ -8,29 +8,17 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "secret_file.h"
 #include "store.h"
 
 /* Read the password file (less trailing whitespace) into PGPASSWORD, which libpq reads. */
 static int read_password(const char *path)
 {
-	FILE *f = fopen(path, "r");
-	char buf[1025];
-	size_t n;
+	char buf[1026];
+	int n = bnd_read_secret_file("--store-password-file", path, buf, sizeof(buf));
 
-	if (!f) {
-		fprintf(stderr, "batchnormd: --store-password-file %s: %s\n", path, strerror(errno));
-		return -EINVAL;
-	}
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
-		n--;
-	buf[n] = '\0';
-	if (n == 0 || n == sizeof(buf) - 1 || strlen(buf) != n) {
-		fprintf(stderr, "batchnormd: --store-password-file %s: the password must be 1 to 1024 bytes "
-			"of text\n", path);
-		return -EINVAL;
-	}
+	if (n < 0)
+		return n;
 	return setenv("PGPASSWORD", buf, 1) == 0 ? 0 : -ENOMEM;
 }
 
