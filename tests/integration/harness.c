@@ -886,3 +886,26 @@ int it_run(struct it_daemon *d, const char *test_name, int argc, char **argv,
 	it_daemon_finish(d);
 	return it_exit_status(test_name);
 }
+
+void it_step_values(int k, float x[IT_STEP_N * IT_STEP_C])
+{
+	static const float off0[IT_STEP_N] = { 0.0f, 0.5f, 1.0f, 1.5f }, off1[IT_STEP_N] = { 0.0f, 1.0f, 2.0f, 4.0f };
+
+	for (int n = 0; n < IT_STEP_N; n++) {
+		x[n * IT_STEP_C + 0] = (float)k + off0[n];
+		x[n * IT_STEP_C + 1] = -0.5f * (float)k + off1[n];
+	}
+}
+
+void it_step_json(int k, char *buf, size_t size)
+{
+	float x[IT_STEP_N * IT_STEP_C];
+	size_t at = 0;
+
+	it_step_values(k, x);
+	at += (size_t)snprintf(buf, size, "{\"input\": [");
+	for (int n = 0; n < IT_STEP_N; n++)
+		at += (size_t)snprintf(buf + at, size - at, "%s[%.9g, %.9g]", n ? ", " : "",
+				(double)x[n * IT_STEP_C], (double)x[n * IT_STEP_C + 1]);
+	snprintf(buf + at, size - at, "]}");
+}

@@ -108,6 +108,17 @@ bool it_wait_metric(const struct it_daemon *d, const char *line, int timeout_ms)
  */
 bool it_wait_commit_queue(const struct it_daemon *d, int n);
 
+/*
+ * Train input k of the concurrency tests: IT_STEP_N rows of IT_STEP_C
+ * channels, channel 0 with mean k + 0.75 (so a history entry's batch_mean
+ * names its input), channel 1 varying too. it_step_json writes it as a
+ * train body ({"input": [...]}, at most 256 bytes).
+ */
+#define IT_STEP_N 4
+#define IT_STEP_C 2
+void it_step_values(int k, float x[IT_STEP_N * IT_STEP_C]);
+void it_step_json(int k, char *buf, size_t size);
+
 /* Write content to the file at path (a test hook's file), recording a failure when it cannot. */
 void it_touch(const char *path, const char *content);
 

@@ -21,36 +21,12 @@
 #define THREADS 16
 #define STEPS 25
 #define TOTAL (THREADS * STEPS)
-#define C 2
-#define N 4
+#define C IT_STEP_C
+#define N IT_STEP_N
 
 static struct it_daemon d;
 static atomic_bool storm_done;
 static atomic_uint eval_ok, eval_bad;
-
-/* Input k: channel 0 has mean k + 0.75 (distinct per k), channel 1 varies too. */
-static void input_values(int k, float x[N * C])
-{
-	static const float off0[N] = { 0.0f, 0.5f, 1.0f, 1.5f }, off1[N] = { 0.0f, 1.0f, 2.0f, 4.0f };
-
-	for (int n = 0; n < N; n++) {
-		x[n * C + 0] = (float)k + off0[n];
-		x[n * C + 1] = -0.5f * (float)k + off1[n];
-	}
-}
-
-static void input_json(int k, char *buf, size_t size)
-{
-	float x[N * C];
-	size_t at = 0;
-
-	input_values(k, x);
-	at += (size_t)snprintf(buf, size, "{\"input\": [");
-	for (int n = 0; n < N; n++)
-		at += (size_t)snprintf(buf + at, size - at, "%s[%.9g, %.9g]", n ? ", " : "",
-				(double)x[n * C], (double)x[n * C + 1]);
-	snprintf(buf + at, size - at, "]}");
-}
 
 struct worker {
 	pthread_t thread;
@@ -66,7 +42,7 @@ static void *train_worker(void *arg)
 	for (int s = 0; s < STEPS; s++) {
 		struct it_response r;
 
-		input_json(w->id * STEPS + s, body, sizeof(body));
+		it_step_json(w->id * STEPS + s, body, sizeof(body));
 		it_call(&d, "POST", "/v1/layers/storm/train", body, &r);
 		if (CHECKF(r.status == 200, "thread %d step %d: status %ld %.200s", w->id, s, r.status, r.body))
 			w->ok++;
@@ -126,7 +102,7 @@ static void replay(const json_t *steps, const json_t *state)
 	for (int k = 0; k < TOTAL; k++) {
 		struct bn_state scratch;
 		bn_state_init(&scratch, &cfg);
-		input_values(k, x.data);
+		it_step_values(k, x.data);
 		CHECK(bn_forward_train(&cfg, &scratch, &x, &y, means[k], bv, &err) == 0);
 		bn_state_finish(&scratch);
 	}
@@ -142,7 +118,7 @@ static void replay(const json_t *steps, const json_t *state)
 				!CHECKF(!used[k], "step %zu: input %d applied twice", i + 1, k))
 			goto out;
 		used[k] = true;
-		input_values(k, x.data);
+		it_step_values(k, x.data);
 		CHECK(bn_forward_train(&cfg, &st, &x, &y, bm, bv, &err) == 0);
 		if (!diverged && !(same_floats(json_object_get(e, "running_mean"), st.running_mean, C) &&
 				same_floats(json_object_get(e, "running_var"), st.running_var, C) &&

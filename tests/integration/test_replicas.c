@@ -34,40 +34,17 @@
 #define STEPS 25
 #define TOTAL (THREADS * STEPS)
 #define MAX_K 1000
-#define C 2
-#define N 4
+#define C IT_STEP_C
+#define N IT_STEP_N
 
 static struct it_daemon r[REPLICAS];
 static atomic_bool dead[REPLICAS];
-
-static void input_values(int k, float x[N * C])
-{
-	static const float off0[N] = { 0.0f, 0.5f, 1.0f, 1.5f }, off1[N] = { 0.0f, 1.0f, 2.0f, 4.0f };
-
-	for (int n = 0; n < N; n++) {
-		x[n * C + 0] = (float)k + off0[n];
-		x[n * C + 1] = -0.5f * (float)k + off1[n];
-	}
-}
-
-static void input_json(int k, char *buf, size_t size)
-{
-	float x[N * C];
-	size_t at = 0;
-
-	input_values(k, x);
-	at += (size_t)snprintf(buf, size, "{\"input\": [");
-	for (int n = 0; n < N; n++)
-		at += (size_t)snprintf(buf + at, size - at, "%s[%.9g, %.9g]", n ? ", " : "",
-				(double)x[n * C], (double)x[n * C + 1]);
-	snprintf(buf + at, size - at, "]}");
-}
 
 static long train(int replica, const char *layer, int k, struct it_response *res)
 {
 	char body[512], path[128];
 
-	input_json(k, body, sizeof(body));
+	it_step_json(k, body, sizeof(body));
 	snprintf(path, sizeof(path), "/v1/layers/%s/train", layer);
 	it_call(&r[replica], "POST", path, body, res);
 	return res->status;
@@ -124,7 +101,7 @@ static long replay(int replica, const char *layer, bool seen[MAX_K])
 				layer, i + 1, k))
 			goto out;
 		seen[k] = true;
-		input_values((int)k, x.data);
+		it_step_values((int)k, x.data);
 		CHECK(bn_forward_train(&cfg, &st, &x, &y, bm, bv, &err) == 0);
 		if (!diverged && !(same_floats(json_object_get(e, "batch_mean"), bm, C) &&
 				same_floats(json_object_get(e, "running_mean"), st.running_mean, C) &&
@@ -351,7 +328,7 @@ static void *post_batches(void *arg)
 	for (int s = 0; s < 10; s++) {
 		struct it_response res;
 
-		input_json(p->id * 10 + s, body, sizeof(body));
+		it_step_json(p->id * 10 + s, body, sizeof(body));
 		it_call(&r[(p->id + s) % REPLICAS], "POST", "/v1/layers/cal/calibration", body, &res);
 		if (CHECKF(res.status == 200, "calibration post: %ld %.200s", res.status, res.body))
 			p->ok++;
