@@ -679,6 +679,14 @@ void bnd_http_stop(struct MHD_Daemon *mhd, struct bnd_daemon *d, double grace)
 	bnd_admit_open_all();
 	bnd_store_workers_stop(d->workers);
 	bnd_committer_stop(d->committer);
+	/*
+	 * What was woken or resumed just now gets its answer (503 for a change
+	 * the committer no longer takes) before the connections close, for at
+	 * most a second more.
+	 */
+	until = bnd_metrics_clock() + 1.0;
+	while (atomic_load(&d->in_flight) > 0 && bnd_metrics_clock() < until)
+		nanosleep(&tick, NULL);
 	MHD_stop_daemon(mhd);
 	if (fd != MHD_INVALID_SOCKET)
 		close(fd);

@@ -14,7 +14,9 @@
  * - 8 threads x 10 steps on one layer beside the evals: all 200, and the
  *   layer has taken all 80, history steps 1..80;
  * - a change waiting its turn at SIGTERM is still run and answered 200,
- *   and the daemon exits 0.
+ *   and the daemon exits 0; also when the commit before it is held past
+ *   the 30 s grace (it is then answered 200 or 503, never left suspended
+ *   when libmicrohttpd stops).
  *
  * With no other request for a while, changes run without the limit: three
  * steps are queued for one commit at once (commit queue 3, none waiting).
@@ -205,25 +207,44 @@ static void test_alone_no_limit(void)
 	CHECKF(batches("alone") == 3, "layer alone: %ld batches, expected 3", batches("alone"));
 }
 
-static void test_waiting_at_shutdown(void)
+/*
+ * A change waiting its turn at SIGTERM, the commit before it held for
+ * held_ms: within the 30 s grace both are answered 200. Past it the daemon
+ * stops libmicrohttpd, which must find no connection suspended: the waiting
+ * change is resumed then, and answered 200 or 503 shutting_down.
+ */
+static void waiting_at_shutdown(const char *a, const char *b, long held_ms)
 {
 	struct step first, second;
 
-	create("c");
-	create("e");
+	create(a);
+	create(b);
 	start_reads();
 	it_touch(hold_path, "");
-	start_step(&first, "c");
+	start_step(&first, a);
 	it_wait_commit_queue(&d, 1);
-	start_step(&second, "e");
+	start_step(&second, b);
 	CHECKF(it_wait_metric(&d, "batchnormd_changes_waiting 1", 20000), "the second change did not wait its turn");
 	stop_reads();
 	CHECK(kill(d.pid, SIGTERM) == 0);
-	it_sleep_ms(300);
+	it_sleep_ms(held_ms);
 	unlink(hold_path);
 	finish_step(&first, "at SIGTERM, the change that ran");
-	finish_step(&second, "at SIGTERM, the change that waited its turn");
-	CHECKF(it_daemon_wait(&d) == 0, "batchnormd did not exit 0 with a change waiting its turn at SIGTERM");
+	pthread_join(second.thread, NULL);
+	CHECKF(second.status == 200 || (held_ms > 30000 && second.status == 503),
+		"at SIGTERM (commit held %ld ms), the change that waited its turn: %ld", held_ms, second.status);
+	CHECKF(it_daemon_wait(&d) == 0, "batchnormd did not exit 0 with a change waiting its turn at SIGTERM "
+		"(commit held %ld ms)", held_ms);
+}
+
+static void test_waiting_at_shutdown(void)
+{
+	waiting_at_shutdown("c", "e", 300);
+}
+
+static void test_waiting_past_grace(void)
+{
+	waiting_at_shutdown("f", "g", 31000);
 }
 
 int main(int argc, char **argv)
@@ -246,6 +267,8 @@ int main(int argc, char **argv)
 	test_many_beside_reads();
 	test_alone_no_limit();
 	test_waiting_at_shutdown();
+	if (CHECKF(it_daemon_start(&d, args) == 0, "batchnormd did not restart"))
+		test_waiting_past_grace();
 out:
 	unlink(hold_path);
 	it_daemon_finish(&d);
